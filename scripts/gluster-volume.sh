@@ -118,7 +118,8 @@ cmd_up() {
     grep -q "working-directory $STATE/wd" "$STATE/glusterd.vol" || { die "could not edit glusterd.vol"; }
 
     log "starting glusterd (state in $STATE)"
-    glusterd -f "$STATE/glusterd.vol" -p "$STATE/glusterd.pid" -l "$STATE/glusterd.log" </dev/null
+    glusterd -f "$STATE/glusterd.vol" -p "$STATE/glusterd.pid" -l "$STATE/glusterd.log" \
+        </dev/null >>"$STATE/glusterd.out" 2>&1
     for ((i = 0; i < 100; i++)); do
         if gcli volume list >/dev/null 2>&1; then break; fi
         sleep 0.1

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# install-deps.sh: install baton's build and test dependencies on Debian 12.
+#
+#   scripts/install-deps.sh [--with-gluster] [--with-bench] [--with-podman]
+#
+#   --with-gluster  glusterfs-server and -client (the cross-node e2e test)
+#   --with-bench    hyperfine (bench/)
+#   --with-podman   podman, buildah, runc, debootstrap, ... (scripts/build-image.sh)
+#
+# Idempotent: when every package is installed already (checked with dpkg-query)
+# it does nothing and touches no network. Otherwise it runs `apt-get update`
+# once and installs only what is missing, non-interactively. Needs root (or
+# sudo).
+set -euo pipefail
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 64
+}
+
+packages=(
+    build-essential cmake g++ pkg-config
+    libboost1.81-dev libspdlog-dev nlohmann-json3-dev
+    libgtest-dev libgmock-dev
+    socat util-linux iproute2 procps psmisc
+)
+for arg in "$@"; do
+    case "$arg" in
+    --with-gluster) packages+=(glusterfs-server glusterfs-client) ;;
+    --with-bench) packages+=(hyperfine) ;;
+    --with-podman) packages+=(podman buildah runc debootstrap slirp4netns uidmap) ;;
+    -h | --help) usage ;;
+    *) printf 'install-deps: unknown option %s\n' "$arg" >&2; usage ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+    if command -v sudo >/dev/null; then
+        sudo=(sudo)
+    else
+        printf 'install-deps: missing packages (%s) and not root: run as root\n' "${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt/dpkg run instead of failing at once.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+"${sudo[@]}" apt-get "${apt_opts[@]}" update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing[@]}" </dev/null
+echo "install-deps: done"

@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# e2e.cross_node_locks: baton's lock service across two "nodes" that share a
+# real network filesystem (a one-brick GlusterFS volume mounted twice, see
+# scripts/gluster-volume.sh).
+#
+#   tests/e2e/cross_node_locks.sh BATOND BATON
+#   tests/e2e/cross_node_locks.sh --self-test
+#
+# With real binaries it:
+#   1. brings up the volume with mounts node1 and node2, and one batond per
+#      mount (--root = the mount, pod and node names node1/node2, sockets in a
+#      local temp dir);
+#   2. runs E2E_WORKERS (4) workers per node, each doing E2E_ITERS (10) rounds
+#      of `baton run --lock shared-counter -- sh -c ...`; the command appends
+#      "enter W TOKEN" / "exit W TOKEN" to a log on LOCAL disk (O_APPEND) and
+#      read-modify-writes a counter file ON the volume (read, sleep, write +1);
+#   3. checks that enters and exits strictly alternate (never two exclusive
+#      holders at once), that fencing tokens strictly increase in enter order,
+#      and that the counter equals the number of rounds;
+#   4. holds a lock through node1, makes node2 wait for it, checks that node2's
+#      status shows node1 as the holder, kill -9s node1's batond and checks
+#      that node2 gets the lock promptly (under E2E_TAKEOVER_MAX, 10 s), that
+#      node1's `baton run` stops its command and exits 74 (lock lost), and that
+#      a restarted batond on node1 issues a still larger token.
+# --self-test runs steps 2-3 with a flock(1)-based stand-in for baton (no
+# binaries needed), then a negative control without any lock that the checker
+# must reject: it tests the harness and the checker themselves.
+#
+# Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
+# or /dev/fuse is missing. Everything is torn down on any exit, and an internal
+# deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
+# and leave mounts behind.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+gluster_volume="$here/../../scripts/gluster-volume.sh"
+
+workers=${E2E_WORKERS:-4}
+iters=${E2E_ITERS:-10}
+deadline=${E2E_DEADLINE:-240}
+takeover_max=${E2E_TAKEOVER_MAX:-10}
+
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+skip() {
+    printf 'SKIP: %s\n' "$*"
+    exit 77
+}
+
+self_test=0
+if [[ "${1:-}" == --self-test ]]; then
+    self_test=1
+elif [[ $# -ne 2 ]]; then
+    echo "usage: cross_node_locks.sh BATOND BATON | --self-test" >&2
+    exit 64
+else
+    batond=$(realpath "$1")
+    baton=$(realpath "$2")
+    [[ -x "$batond" ]] || fail "batond not executable: $1"
+    [[ -x "$baton" ]] || fail "baton not executable: $2"
+fi
+
+((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
+[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
+command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
+command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
+[[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
+
+# ---------------------------------------------------------------- teardown
+tmp=$(mktemp -d /tmp/baton-e2e.XXXXXX) # local disk: sockets and the event log
+gv="$tmp/gv"
+declare -A daemon_pid=()
+bg_pids=()
+watchdog=""
+holder_cmd=""
+volume_up=0
+
+stop_pid() { # pid: TERM, wait up to 3 s, KILL
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
+    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+    # The kill-test command, should baton run have failed to stop it.
+    if [[ -n "$holder_cmd" ]] && tr '\0' ' ' <"/proc/$holder_cmd/cmdline" 2>/dev/null | grep -q '^sleep 300'; then
+        kill -KILL "$holder_cmd"
+    fi
+    for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
+    wait 2>/dev/null
+    if ((rc != 0)); then
+        for f in "$tmp"/batond-*.log; do
+            [[ -f "$f" ]] || continue
+            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
+            tail -n 30 "$f" >&2
+        done
+    fi
+    if ((volume_up)); then "$gluster_volume" down "$gv" >/dev/null 2>&1; fi
+    if [[ -n "${E2E_KEEP:-}" ]]; then
+        echo "kept $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT
+trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
+# The watchdog must not keep CTest's output pipe open, nor leave a sleep behind.
+(
+    exec >/dev/null 2>&1
+    sleep "$deadline" &
+    nap=$!
+    trap 'kill "$nap"; exit 0' TERM
+    wait "$nap" && kill -TERM $$
+) &
+watchdog=$!
+
+# ------------------------------------------------------------------ volume
+t0=$SECONDS
+log "bringing up a gluster volume with 2 mounts"
+GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 >"$tmp/mounts"
+volume_up=1
+mapfile -t mounts <"$tmp/mounts"
+((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
+log "volume up in $((SECONDS - t0))s: ${mounts[*]}"
+
+# ----------------------------------------------------------------- daemons
+# start_daemon NODE_INDEX: batond on mount node$i, socket $tmp/node$i/baton.sock
+sock() { printf '%s/node%d/baton.sock' "$tmp" "$1"; }
+
+start_daemon() {
+    local i=$1 node="node$1" s k
+    s=$(sock "$i")
+    mkdir -p "$(dirname "$s")"
+    "$batond" --root "${mounts[i - 1]}" --socket "$s" --pod-name "$node" --node-name "$node" \
+        --log-level debug --lock-check-interval 1 >>"$tmp/batond-$node.log" 2>&1 </dev/null &
+    daemon_pid[$node]=$!
+    for ((k = 0; k < 100; k++)); do
+        if BATON_SOCKET=$s "$baton" ping >/dev/null 2>&1; then return 0; fi
+        kill -0 "${daemon_pid[$node]}" 2>/dev/null || fail "batond on $node exited at start-up"
+        sleep 0.1
+    done
+    fail "batond on $node does not answer ping after 10 s"
+}
+
+if ((self_test)); then
+    # A flock(1)-based stand-in: "batond" records its root in the socket path;
+    # "baton run --lock N -- CMD" takes flock on ROOT/.locks/N and hands CMD a
+    # token from ROOT/.locks/N.token, incremented under the lock.
+    mkdir -p "$tmp/shim"
+    cat >"$tmp/shim/batond" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+while (($#)); do case "$1" in --root) root=$2; shift 2;; --socket) sock=$2; shift 2;; *) shift;; esac; done
+printf '%s\n' "$root" >"$sock"
+exec sleep infinity
+EOF
+    cat >"$tmp/shim/baton" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+root=$(cat "$BATON_SOCKET")
+[[ "$1" == ping ]] && exit 0
+[[ "$1" == run && "$2" == --lock && "$4" == -- ]] || exit 64
+name=$3; shift 4
+mkdir -p "$root/.locks"
+exec 8>>"$root/.locks/$name"
+flock 8
+t=$(( $(cat "$root/.locks/$name.token" 2>/dev/null || echo 0) + 1 ))
+echo "$t" >"$root/.locks/$name.token"
+BATON_LOCK=$name BATON_TOKEN=$t "$@" 8>&-
+EOF
+    chmod +x "$tmp/shim/batond" "$tmp/shim/baton"
+    batond="$tmp/shim/batond"
+    baton="$tmp/shim/baton"
+fi
+
+t0=$SECONDS
+start_daemon 1
+start_daemon 2
+log "batond up on node1 and node2 in $((SECONDS - t0))s"
+
+# ---------------------------------------------------------- counter phase
+events="$tmp/events.log" # local disk, appended with O_APPEND
+: >"$events"
+printf '0\n' >"${mounts[0]}/counter"
+
+# The command run under the lock. Its environment: W, EVENTS, COUNTER, NAP.
+# shellcheck disable=SC2016 # expanded by sh -c, not here
+critical='echo "enter $W $BATON_TOKEN" >>"$EVENTS"
+n=$(cat "$COUNTER") || exit 90
+sleep "$NAP"
+echo $((n + 1)) >"$COUNTER" || exit 91
+echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
+
+# worker NODE_INDEX ID [nolock]
+worker() {
+    local i=$1 w="node$1.w$2" mode=${3:-lock} k rc
+    local mnt=${mounts[i - 1]}
+    for ((k = 1; k <= iters; k++)); do
+        rc=0
+        if [[ "$mode" == nolock ]]; then
+            W=$w EVENTS=$events COUNTER="$mnt/counter" NAP="0.0$((RANDOM % 5 + 1))" BATON_TOKEN=0 \
+                sh -c "$critical" || rc=$?
+        else
+            W=$w EVENTS=$events COUNTER="$mnt/counter" NAP="0.0$((RANDOM % 5 + 1))" \
+                BATON_SOCKET=$(sock "$i") "$baton" run --lock shared-counter -- sh -c "$critical" || rc=$?
+        fi
+        if ((rc != 0)); then
+            echo "$w round $k: exit $rc" >>"$tmp/worker-errors"
+        fi
+    done
+}
+
+# check TOTAL: the event log and the counter; prints problems, returns 1 on any
+check() {
+    local total=$1 counter
+    counter=$(cat "${mounts[1]}/counter" 2>/dev/null || echo '?')
+    awk -v total="$total" -v counter="$counter" '
+        function bad(msg) { problems++; if (problems <= 10) print "  line " NR ": " msg }
+        NF != 3 || ($1 != "enter" && $1 != "exit") { bad("malformed: " $0); next }
+        $3 !~ /^[0-9]+$/ { bad("token is not an integer: " $0); next }
+        $1 == "enter" {
+            enters++
+            if (holder != "") bad($2 " entered while " holder " (token " htok ") was inside")
+            if (enters > 1 && $3 + 0 <= last + 0) bad("token " $3 " of " $2 " does not exceed the previous " last)
+            holder = $2; htok = $3; last = $3
+            next
+        }
+        {
+            exits++
+            if (holder != $2) bad($2 " exited but the holder was \"" holder "\"")
+            else if (htok != $3) bad($2 " exited with token " $3 " but entered with " htok)
+            holder = ""
+        }
+        END {
+            if (holder != "") bad(holder " never exited")
+            if (enters != total) bad("enters: " enters + 0 ", expected " total)
+            if (exits != total) bad("exits: " exits + 0 ", expected " total)
+            if (counter != total) bad("counter on the volume: " counter ", expected " total)
+            if (problems > 10) print "  ... " problems - 10 " more"
+            exit problems > 0
+        }' "$events"
+}
+
+run_workers() { # [nolock]
+    local i j pids=()
+    for i in 1 2; do
+        for ((j = 1; j <= workers; j++)); do
+            worker "$i" "$j" "$@" &
+            pids+=($!)
+        done
+    done
+    bg_pids+=("${pids[@]}")
+    wait "${pids[@]}"
+}
+
+total=$((2 * workers * iters))
+log "counter phase: 2 nodes x $workers workers x $iters rounds = $total critical sections"
+t0=$EPOCHREALTIME
+run_workers
+elapsed=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+if [[ -s "$tmp/worker-errors" ]]; then
+    head -n 20 "$tmp/worker-errors" >&2
+    fail "some baton run calls failed (above)"
+fi
+if ! problems=$(check "$total"); then
+    printf '%s\n' "$problems" >&2
+    fail "the lock did not serialise the critical sections (above)"
+fi
+first=$(awk 'NR == 1 { print $3 }' "$events")
+last=$(awk 'END { print $3 }' "$events")
+n1=$(grep -c '^enter node1' "$events" || true)
+log "counter phase OK in ${elapsed}s: $total strictly alternating enter/exit pairs," \
+    "tokens $first..$last strictly increasing, counter = $total; node1 ran $n1, node2 ran $((total - n1))"
+
+if ((self_test)); then
+    log "negative control: the same workload without any lock must be caught"
+    : >"$events"
+    printf '0\n' >"${mounts[0]}/counter"
+    rm -f "$tmp/worker-errors"
+    run_workers nolock
+    if problems=$(check "$total"); then
+        fail "the checker accepted an unlocked run: it cannot see overlaps"
+    fi
+    printf '%s\n' "$problems" | head -n 4
+    log "negative control OK: the checker rejects an unlocked run"
+    log "self-test passed"
+    exit 0
+fi
+
+# ---------------------------------------------------------- kill -9 phase
+log "kill -9 phase: node1 holds 'kill-test', node2 waits"
+# shellcheck disable=SC2016 # expanded by sh -c
+BATON_SOCKET=$(sock 1) "$baton" run --lock kill-test -- \
+    sh -c 'echo "$BATON_TOKEN" >"$0.token.tmp" && mv "$0.token.tmp" "$0.token"; echo $$ >"$0.pid"; exec sleep 300' \
+    "$tmp/holder" >"$tmp/holder.out" 2>&1 &
+holder_run=$!
+bg_pids+=("$holder_run")
+for ((k = 0; k < 100; k++)); do
+    [[ -s "$tmp/holder.token" && -s "$tmp/holder.pid" ]] && break
+    sleep 0.1
+done
+[[ -s "$tmp/holder.token" ]] || fail "node1 did not get 'kill-test' within 10 s"
+holder_token=$(<"$tmp/holder.token")
+holder_cmd=$(<"$tmp/holder.pid")
+
+# shellcheck disable=SC2016 # expanded by sh -c
+BATON_SOCKET=$(sock 2) "$baton" run --lock kill-test -w 60 -- \
+    sh -c 'echo "$BATON_TOKEN" >"$0.token.tmp" && mv "$0.token.tmp" "$0.token"' \
+    "$tmp/waiter" >"$tmp/waiter.out" 2>&1 &
+waiter_run=$!
+bg_pids+=("$waiter_run")
+sleep 1.5
+[[ ! -e "$tmp/waiter.token" ]] || fail "node2 got 'kill-test' while node1 held it"
+kill -0 "$waiter_run" 2>/dev/null || fail "node2's waiting baton run exited: $(cat "$tmp/waiter.out")"
+
+# node2 sees node1 as the holder, through the holder record on the volume.
+BATON_SOCKET=$(sock 2) "$baton" status --json >"$tmp/status2.json" 2>&1 ||
+    fail "baton status on node2 failed: $(cat "$tmp/status2.json")"
+if ! grep -q '"kill-test"' "$tmp/status2.json" || ! grep -q '"node1"' "$tmp/status2.json"; then
+    fail "node2's status does not show node1 holding kill-test: $(cat "$tmp/status2.json")"
+fi
+log "node2 waits; its status shows node1 holding 'kill-test' (token $holder_token)"
+
+t_kill=$EPOCHREALTIME
+kill -KILL "${daemon_pid[node1]}"
+wait "${daemon_pid[node1]}" 2>/dev/null || true
+unset 'daemon_pid[node1]'
+log "killed node1's batond with SIGKILL"
+
+got=0
+while [[ $(awk -v a="$t_kill" -v b="$EPOCHREALTIME" 'BEGIN { print (b - a < '"$takeover_max"') }') == 1 ]]; do
+    if [[ -s "$tmp/waiter.token" ]]; then got=1; break; fi
+    sleep 0.05
+done
+takeover=$(awk -v a="$t_kill" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+((got)) || fail "node2 did not get 'kill-test' within ${takeover_max}s of node1's batond dying"
+waiter_token=$(<"$tmp/waiter.token")
+((waiter_token > holder_token)) || fail "node2's token $waiter_token does not exceed node1's $holder_token"
+wait "$waiter_run" || fail "node2's baton run failed: $(cat "$tmp/waiter.out")"
+log "node2 got 'kill-test' ${takeover}s after node1's batond died (token $waiter_token > $holder_token)"
+
+# node1's baton run lost its daemon while holding: it must stop CMD and exit 74.
+rc=0
+for ((k = 0; k < 100; k++)); do
+    kill -0 "$holder_run" 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 "$holder_run" 2>/dev/null; then fail "node1's baton run still runs 10 s after its batond died"; fi
+wait "$holder_run" || rc=$?
+cmd_state=$(awk '{ print $3 }' "/proc/$holder_cmd/stat" 2>/dev/null || echo gone)
+[[ "$cmd_state" == gone || "$cmd_state" == Z ]] || fail "node1's command (pid $holder_cmd) outlived its lock"
+((rc == 74)) || fail "node1's baton run exited $rc, expected 74 (lock lost): $(cat "$tmp/holder.out")"
+log "node1's baton run stopped its command and exited 74 (lock lost)"
+
+# A restarted batond on node1 continues the token sequence from the volume.
+start_daemon 1
+# shellcheck disable=SC2016 # expanded by sh -c
+BATON_SOCKET=$(sock 1) "$baton" run --lock kill-test -w 30 -- sh -c 'echo "$BATON_TOKEN"' >"$tmp/after.token" ||
+    fail "baton run on the restarted node1 failed"
+after_token=$(<"$tmp/after.token")
+((after_token > waiter_token)) || fail "token after restart $after_token does not exceed $waiter_token"
+log "restarted batond on node1 issued token $after_token > $waiter_token"
+
+log "PASS"
