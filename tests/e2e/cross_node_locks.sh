@@ -21,7 +21,8 @@
 #      status shows node1 as the holder, kill -9s node1's batond and checks
 #      that node2 gets the lock promptly (under E2E_TAKEOVER_MAX, 10 s), that
 #      node1's `baton run` stops its command and exits 74 (lock lost), and that
-#      a restarted batond on node1 issues a still larger token.
+#      a restarted batond on node1 issues a still larger token;
+#   5. stops both daemons with SIGTERM: each must exit 0 within 5 s.
 # --self-test runs steps 2-3 with a flock(1)-based stand-in for baton (no
 # binaries needed), then a negative control without any lock that the checker
 # must reject: it tests the harness and the checker themselves.
@@ -374,5 +375,22 @@ BATON_SOCKET=$(sock 1) "$baton" run --lock kill-test -w 30 -- sh -c 'echo "$BATO
 after_token=$(<"$tmp/after.token")
 ((after_token > waiter_token)) || fail "token after restart $after_token does not exceed $waiter_token"
 log "restarted batond on node1 issued token $after_token > $waiter_token"
+
+# SIGTERM: an orderly exit 0 within the pod's grace budget.
+for node in node1 node2; do
+    pid=${daemon_pid[$node]}
+    t_term=$EPOCHREALTIME
+    kill -TERM "$pid"
+    rc=0
+    for ((k = 0; k < 50; k++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then fail "batond on $node still runs 5 s after SIGTERM"; fi
+    wait "$pid" || rc=$?
+    unset "daemon_pid[$node]"
+    ((rc == 0)) || fail "batond on $node exited $rc after SIGTERM, expected 0"
+    log "batond on $node exited 0 $(awk -v a="$t_term" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')s after SIGTERM"
+done
 
 log "PASS"
