@@ -1,0 +1,92 @@
+#include "cli/child_process.hpp"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+
+#include "cli/exit_codes.hpp"
+
+namespace baton::cli {
+namespace {
+
+void close_fd(int fd) noexcept {
+  // Linux closes the descriptor even when close() reports EINTR: never retry.
+  if (fd >= 0) ::close(fd);
+}
+
+[[noreturn]] void run_child(char* const argv[], void (*prepare)() noexcept,
+                            pid_t parent, int error_fd) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The parent may have died between fork() and prctl(): then no signal
+  // will come, and CMD must not run unguarded.
+  if (::getppid() != parent) ::_exit(k_exit_internal);
+  if (prepare) prepare();
+  ::execvp(argv[0], argv);
+  int error = errno;
+  ssize_t ignored = ::write(error_fd, &error, sizeof error);
+  static_cast<void>(ignored);
+  ::_exit(error == ENOENT ? k_exit_not_found : k_exit_cannot_execute);
+}
+
+}  // namespace
+
+SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept) {
+  SpawnResult result;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    result.error = {errno, std::system_category()};
+    return result;
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    result.error = {errno, std::system_category()};
+    close_fd(pipe_fds[0]);
+    close_fd(pipe_fds[1]);
+    return result;
+  }
+  if (pid == 0) {
+    close_fd(pipe_fds[0]);
+    run_child(argv, prepare, parent, pipe_fds[1]);
+  }
+  close_fd(pipe_fds[1]);
+
+  int exec_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(pipe_fds[0], &exec_errno, sizeof exec_errno);
+  } while (n < 0 && errno == EINTR);
+  close_fd(pipe_fds[0]);
+  if (n != static_cast<ssize_t>(sizeof exec_errno)) {
+    result.pid = pid;  // EOF: exec closed the pipe, CMD runs
+    return result;
+  }
+  int status = 0;
+  std::error_code ignored;
+  wait_child(pid, true, status, ignored);
+  result.exec_errno = exec_errno;
+  return result;
+}
+
+bool wait_child(pid_t pid, bool block, int& status, std::error_code& ec) {
+  for (;;) {
+    pid_t done = ::waitpid(pid, &status, block ? 0 : WNOHANG);
+    if (done == pid) return true;
+    if (done == 0) return false;
+    if (errno == EINTR) continue;
+    ec = {errno, std::system_category()};
+    return false;
+  }
+}
+
+int exit_code_from_status(int status) noexcept {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return k_exit_signal_base + WTERMSIG(status);
+  return k_exit_internal;
+}
+
+}  // namespace baton::cli

@@ -1,0 +1,32 @@
+// Starting CMD and collecting its status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <system_error>
+
+namespace baton::cli {
+
+struct SpawnResult {
+  pid_t pid = -1;          // the running child; -1 if it could not start
+  int exec_errno = 0;      // exec failed with this (the child is reaped)
+  std::error_code error;   // the pipe or fork failed
+};
+
+// Forks and executes ARGV[0], searched in $PATH, with ARGV. The child first
+// asks for SIGKILL when baton dies (PR_SET_PDEATHSIG: CMD never outlives the
+// wrapper that holds its lock), makes sure baton did not die before that took
+// effect, and calls PREPARE (async-signal-safe) before exec. An exec failure
+// comes back through a close-on-exec pipe, so the caller can tell "CMD ran
+// and exited 127" from "CMD could not be run". Blocks until exec happened.
+SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept);
+
+// Waits for PID, retrying EINTR. BLOCK false: returns false at once while
+// PID runs. Returns true with STATUS set once it ended; false with EC set
+// if waitpid failed.
+bool wait_child(pid_t pid, bool block, int& status, std::error_code& ec);
+
+// CMD's status as baton's exit code: its own code, or 128+N for signal N.
+int exit_code_from_status(int status) noexcept;
+
+}  // namespace baton::cli

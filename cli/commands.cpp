@@ -1,0 +1,24 @@
+#include "cli/commands.hpp"
+
+#include <array>
+
+namespace baton::cli {
+namespace {
+
+constexpr std::array k_commands{
+    Command{"run", run_command, "run a command while holding a lock"},
+    Command{"status", status_command, "show the locks held and waited for"},
+    Command{"ping", ping_command, "check that the daemon answers"},
+};
+
+}  // namespace
+
+std::span<const Command> commands() noexcept { return k_commands; }
+
+const Command* find_command(std::string_view name) noexcept {
+  for (const Command& command : k_commands)
+    if (command.name == name) return &command;
+  return nullptr;
+}
+
+}  // namespace baton::cli

@@ -1,0 +1,44 @@
+// The exit status of `baton`, one distinct code per outcome a Job's
+// podFailurePolicy.onExitCodes may want to act on. The numbers follow
+// sysexits.h where one fits, and the shell's 126/127/128+N for CMD.
+// docs/man/baton.1 (EXIT STATUS) documents the same table: keep them equal.
+#pragma once
+
+#include <system_error>
+
+namespace baton::cli {
+
+// Everything went well (or `baton run` passes CMD's own 0 through).
+inline constexpr int k_exit_ok = 0;
+// Bad command line: unknown option, bad value, missing --lock, no CMD, a lock
+// name outside the grammar, or a request the daemon called invalid_argument.
+inline constexpr int k_exit_usage = 64;  // EX_USAGE
+// No daemon answered on the socket within the connect timeout, the daemon
+// refused the connection (limit reached), or it went away before the lock
+// was granted.
+inline constexpr int k_exit_unavailable = 69;  // EX_UNAVAILABLE
+// A bug or a broken peer: protocol error, version mismatch, internal error,
+// an I/O error inside the daemon, or a failed system call in baton itself.
+inline constexpr int k_exit_internal = 70;  // EX_SOFTWARE
+// The lock was lost while CMD ran (the daemon reported it lost, or the daemon
+// died): CMD was stopped with SIGTERM, then SIGKILL after --kill-after.
+inline constexpr int k_exit_lock_lost = 74;  // EX_IOERR
+// The lock is busy (--no-wait) or the wait timed out (--timeout); -E N
+// replaces this code for those two. Also: the daemon is shutting down.
+inline constexpr int k_exit_busy = 75;  // EX_TEMPFAIL
+// The daemon refused this client (allow-list) or the socket's permissions.
+inline constexpr int k_exit_permission = 77;  // EX_NOPERM
+// CMD was found but could not be executed (EACCES, ENOEXEC, ...).
+inline constexpr int k_exit_cannot_execute = 126;
+// CMD was not found.
+inline constexpr int k_exit_not_found = 127;
+// CMD was killed by signal N: the status is k_exit_signal_base + N.
+inline constexpr int k_exit_signal_base = 128;
+
+// The exit code for an error from libbaton or a system call, outside the
+// cases a command decides itself (lock lost while CMD ran, -E, CMD's exec).
+// connection_lost maps to k_exit_unavailable: by the time it matters no lock
+// was granted yet.
+int exit_code_for(const std::error_code& ec) noexcept;
+
+}  // namespace baton::cli

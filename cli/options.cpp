@@ -1,0 +1,91 @@
+#include "cli/options.hpp"
+
+#include <cstdint>
+
+namespace baton::cli {
+namespace {
+
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+std::string refuse(std::string_view what, std::string_view text,
+                   std::string_view why = {}) {
+  std::string error(what);
+  error += ": '";
+  error += text;
+  error += '\'';
+  if (!why.empty()) {
+    error += " (";
+    error += why;
+    error += ')';
+  }
+  return error;
+}
+
+}  // namespace
+
+Parsed<std::chrono::milliseconds> parse_seconds(std::string_view text,
+                                                std::string_view what) {
+  Parsed<std::chrono::milliseconds> result;
+  std::size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  std::string_view fraction =
+      dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  bool digits_only = true;
+  for (char c : whole) digits_only = digits_only && is_digit(c);
+  for (char c : fraction) digits_only = digits_only && is_digit(c);
+  if (!digits_only || (whole.empty() && fraction.empty())) {
+    bool negative = !text.empty() && text.front() == '-';
+    result.error = refuse(what, text,
+                          negative ? "must not be negative"
+                                   : "expected seconds, such as 10 or 0.5");
+    return result;
+  }
+  // Leading zeros cannot overflow anything; count only significant digits.
+  while (whole.size() > 1 && whole.front() == '0') whole.remove_prefix(1);
+  std::int64_t seconds = 0;
+  for (char c : whole) {
+    seconds = seconds * 10 + (c - '0');
+    if (seconds > k_max_seconds) {
+      result.error = refuse(what, text, "too large");
+      return result;
+    }
+  }
+  std::int64_t millis = 0;
+  bool remainder = false;
+  for (std::size_t i = 0; i < fraction.size(); ++i) {
+    if (i < 3)
+      millis = millis * 10 + (fraction[i] - '0');
+    else
+      remainder = remainder || fraction[i] != '0';
+  }
+  for (std::size_t i = fraction.size(); i < 3; ++i) millis *= 10;
+  if (remainder) ++millis;
+  std::int64_t total = seconds * 1000 + millis;
+  if (total > k_max_seconds * 1000) {
+    result.error = refuse(what, text, "too large");
+    return result;
+  }
+  result.value = std::chrono::milliseconds(total);
+  return result;
+}
+
+Parsed<int> parse_exit_code(std::string_view text, std::string_view what) {
+  Parsed<int> result;
+  int value = 0;
+  bool valid = !text.empty() && text.size() <= 3;
+  for (char c : text) {
+    if (!is_digit(c)) {
+      valid = false;
+      break;
+    }
+    value = value * 10 + (c - '0');
+  }
+  if (!valid || value > 255) {
+    result.error = refuse(what, text, "expected 0 to 255");
+    return result;
+  }
+  result.value = value;
+  return result;
+}
+
+}  // namespace baton::cli

@@ -1,0 +1,36 @@
+// Parsers for option values. Each refuses anything but the plain form it
+// documents and says why in one line that names the bad value, the way
+// util-linux's strtos32_or_err does: "invalid timeout: '1x'".
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace baton::cli {
+
+// A parsed value, or the one-line reason TEXT was refused.
+template <typename T>
+struct Parsed {
+  std::optional<T> value;
+  std::string error;  // empty when value is set
+
+  explicit operator bool() const noexcept { return value.has_value(); }
+};
+
+// The largest number of seconds any option accepts (about 31 years): far
+// beyond any real wait, small enough that deadlines never overflow.
+inline constexpr long long k_max_seconds = 1'000'000'000;
+
+// Seconds as a decimal number with an optional fraction: "10", "0.5", "2.",
+// ".25". No sign, exponent, spaces, "inf" or "nan". Rounded up to whole
+// milliseconds, so a positive value never becomes 0 (which means "try once"
+// for --timeout). WHAT names the value in the error: "invalid timeout".
+Parsed<std::chrono::milliseconds> parse_seconds(std::string_view text,
+                                                std::string_view what);
+
+// An exit code: a decimal integer from 0 to 255.
+Parsed<int> parse_exit_code(std::string_view text, std::string_view what);
+
+}  // namespace baton::cli

@@ -1,0 +1,29 @@
+// `baton run` while CMD runs: passes signals on to CMD, watches the daemon's
+// socket for the loss of the lock, and stops CMD when that happens.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "baton/client.hpp"
+#include "cli/signals.hpp"
+
+namespace baton::cli {
+
+struct SuperviseOptions {
+  std::string command_name;  // CMD's argv[0], for messages
+  // Grace between SIGTERM and SIGKILL when the lock is lost.
+  std::chrono::milliseconds kill_after{10000};
+};
+
+// Blocks until CHILD (started with SIGNALS open) has ended, and returns the
+// exit code baton should exit with: CMD's own (128+N for signal N), or
+// k_exit_lock_lost when LOCK was lost (or the daemon went away) while CMD
+// ran. In that case prints one line, sends CMD SIGTERM, and SIGKILL after
+// kill_after. Does not release LOCK.
+int supervise(Client& client, Lock& lock, pid_t child,
+              SignalForwarder& signals, const SuperviseOptions& options);
+
+}  // namespace baton::cli
