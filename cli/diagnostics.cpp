@@ -33,6 +33,13 @@ std::string format(const char* format, ...) {
   return text;
 }
 
+std::string printable(std::string_view text) {
+  std::string result(text);
+  for (char& c : result)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return result;
+}
+
 void print_error(const char* format, ...) {
   va_list args;
   va_start(args, format);

@@ -15,6 +15,10 @@ inline constexpr const char* k_program = "baton";
 [[gnu::format(printf, 1, 0)]] std::string vformat(const char* format,
                                                   va_list args);
 
+// TEXT with control bytes replaced by '?', to echo a user's value inside a
+// one-line message.
+std::string printable(std::string_view text);
+
 // "baton: <formatted>\n" on stderr.
 [[gnu::format(printf, 1, 2)]] void print_error(const char* format, ...);
 

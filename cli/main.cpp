@@ -1,17 +1,33 @@
 // baton: the command-line client of batond. Parses the options that come
 // before the command name and hands over to the command (commands.cpp).
+#include <fcntl.h>
 #include <getopt.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <vector>
 
 #include "cli/command_line.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostics.hpp"
+#include "cli/exit_codes.hpp"
 #include "cli/usage.hpp"
 
 namespace {
 
 using namespace baton::cli;
+
+// With stdout or stderr closed, the daemon's socket would get descriptor 1
+// or 2, and baton's messages would go to the daemon. Fill the gaps with
+// /dev/null (lowest first: open(2) takes the lowest free descriptor).
+void ensure_standard_descriptors() noexcept {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+        open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+      _exit(k_exit_internal);
+  }
+}
 
 int dispatch(int argc, char** argv) {
   static const option k_options[] = {
@@ -60,6 +76,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_standard_descriptors();
   if (argc < 1) return baton::cli::usage_error({}, "no command given");
   return close_stdout(dispatch(argc, argv));
 }
