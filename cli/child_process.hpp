@@ -8,9 +8,9 @@
 namespace baton::cli {
 
 struct SpawnResult {
-  pid_t pid = -1;          // the running child; -1 if it could not start
-  int exec_errno = 0;      // exec failed with this (the child is reaped)
-  std::error_code error;   // the pipe or fork failed
+  pid_t pid = -1;         // the running child; -1 if it could not start
+  int exec_errno = 0;     // exec failed with this (the child is reaped)
+  std::error_code error;  // the pipe or fork failed
 };
 
 // Forks and executes ARGV[0], searched in $PATH, with ARGV. The child first

@@ -16,8 +16,7 @@ int connect_or_report(Client& client, const std::string& socket,
   // Whatever went wrong before the greeting, the daemon is not usable: a
   // timeout or a closed connection here means "unreachable", not "busy".
   int code = exit_code_for(ec);
-  if (ec == errc::timed_out || ec == errc::connection_lost ||
-      ec == errc::busy)
+  if (ec == errc::timed_out || ec == errc::connection_lost || ec == errc::busy)
     code = k_exit_unavailable;
   print_error("cannot connect to batond at %s: %s", socket.c_str(),
               ec.message().c_str());

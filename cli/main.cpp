@@ -45,7 +45,8 @@ int dispatch(int argc, char** argv) {
   GlobalOptions global;
   reset_getopt();
   int c;
-  while ((c = getopt_long(argc, args.data(), "+hV", k_options, nullptr)) != -1) {
+  while ((c = getopt_long(argc, args.data(), "+hV", k_options, nullptr)) !=
+         -1) {
     switch (c) {
       case k_option_socket:
         global.socket_path = optarg;

@@ -154,13 +154,13 @@ int report_lock_error(const RunOptions& options, const std::error_code& ec) {
   if (ec == errc::busy || ec == errc::timed_out) {
     if (ec == errc::busy)
       print_error("lock '%s' is busy; not running %s", name,
-                  options.command[0]);
+                  printable(options.command[0]).c_str());
     else
-      print_error("timed out after %s s waiting for lock '%s'; not running %s",
-                  format_seconds(options.timeout.value_or(
-                                     std::chrono::milliseconds(0)))
-                      .c_str(),
-                  name, options.command[0]);
+      print_error(
+          "timed out after %s s waiting for lock '%s'; not running %s",
+          format_seconds(options.timeout.value_or(std::chrono::milliseconds(0)))
+              .c_str(),
+          name, printable(options.command[0]).c_str());
     return options.conflict_exit_code.value_or(k_exit_busy);
   }
   if (ec == errc::invalid_name)
@@ -217,18 +217,19 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
   }
   SpawnResult child = spawn_child(options.command, reset_signals_in_child);
   if (child.error) {
-    print_error("cannot start %s: %s", options.command[0],
+    print_error("cannot start %s: %s", printable(options.command[0]).c_str(),
                 child.error.message().c_str());
     return k_exit_internal;
   }
   if (child.exec_errno != 0) {
-    print_error("%s: %s", options.command[0], std::strerror(child.exec_errno));
+    print_error("%s: %s", printable(options.command[0]).c_str(),
+                std::strerror(child.exec_errno));
     return child.exec_errno == ENOENT ? k_exit_not_found
                                       : k_exit_cannot_execute;
   }
 
   SuperviseOptions supervise_options;
-  supervise_options.command_name = options.command[0];
+  supervise_options.command_name = printable(options.command[0]);
   supervise_options.kill_after = options.kill_after;
   int code = supervise(client, lock, child.pid, signals, supervise_options);
   lock.release();

@@ -40,9 +40,7 @@ int usage() {
   return print_help(text);
 }
 
-std::string or_dash(std::string text) {
-  return text.empty() ? "-" : text;
-}
+std::string or_dash(std::string text) { return text.empty() ? "-" : text; }
 
 const char* mode_name(LockMode mode) {
   return mode == LockMode::shared ? "shared" : "exclusive";

@@ -35,8 +35,8 @@ const char* describe_loss(const std::error_code& reason) {
 
 class Supervision {
  public:
-  Supervision(Client& client, Lock& lock, pid_t child,
-              SignalForwarder& signals, const SuperviseOptions& options)
+  Supervision(Client& client, Lock& lock, pid_t child, SignalForwarder& signals,
+              const SuperviseOptions& options)
       : m_client(client),
         m_lock(lock),
         m_child(child),
@@ -131,8 +131,8 @@ class Supervision {
 
 }  // namespace
 
-int supervise(Client& client, Lock& lock, pid_t child,
-              SignalForwarder& signals, const SuperviseOptions& options) {
+int supervise(Client& client, Lock& lock, pid_t child, SignalForwarder& signals,
+              const SuperviseOptions& options) {
   return Supervision(client, lock, child, signals, options).run();
 }
 

@@ -23,7 +23,7 @@ struct SuperviseOptions {
 // k_exit_lock_lost when LOCK was lost (or the daemon went away) while CMD
 // ran. In that case prints one line, sends CMD SIGTERM, and SIGKILL after
 // kill_after. Does not release LOCK.
-int supervise(Client& client, Lock& lock, pid_t child,
-              SignalForwarder& signals, const SuperviseOptions& options);
+int supervise(Client& client, Lock& lock, pid_t child, SignalForwarder& signals,
+              const SuperviseOptions& options);
 
 }  // namespace baton::cli

@@ -14,12 +14,12 @@ std::string format_since(std::chrono::system_clock::time_point when,
   std::tm now_tm{};
   if (!localtime_r(&when_t, &when_tm) || !localtime_r(&now_t, &now_tm))
     return {};
-  bool today = when_tm.tm_year == now_tm.tm_year &&
-               when_tm.tm_yday == now_tm.tm_yday;
+  bool today =
+      when_tm.tm_year == now_tm.tm_year && when_tm.tm_yday == now_tm.tm_yday;
   char buffer[32];
-  std::size_t length = std::strftime(buffer, sizeof buffer,
-                                     today ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S",
-                                     &when_tm);
+  std::size_t length =
+      std::strftime(buffer, sizeof buffer,
+                    today ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &when_tm);
   return std::string(buffer, length);
 }
 

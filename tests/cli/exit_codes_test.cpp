@@ -12,9 +12,9 @@ namespace {
 int code(errc e) { return exit_code_for(make_error_code(e)); }
 
 TEST(ExitCodes, AreDistinctPerOutcome) {
-  const int codes[] = {k_exit_usage,     k_exit_unavailable,
-                       k_exit_internal,  k_exit_lock_lost,
-                       k_exit_busy,      k_exit_permission,
+  const int codes[] = {k_exit_usage,          k_exit_unavailable,
+                       k_exit_internal,       k_exit_lock_lost,
+                       k_exit_busy,           k_exit_permission,
                        k_exit_cannot_execute, k_exit_not_found};
   for (std::size_t i = 0; i < std::size(codes); ++i)
     for (std::size_t j = i + 1; j < std::size(codes); ++j)

@@ -51,9 +51,8 @@ TEST(ParseSeconds, RefusesNegativesAndSaysSo) {
 }
 
 TEST(ParseSeconds, RefusesAnythingButPlainDecimals) {
-  for (std::string_view bad :
-       {"", ".", "1x", "x1", " 1", "1 ", "+1", "1e3", "inf", "nan", "1.2.3",
-        "0x10", "1,5", "5s"}) {
+  for (std::string_view bad : {"", ".", "1x", "x1", " 1", "1 ", "+1", "1e3",
+                               "inf", "nan", "1.2.3", "0x10", "1,5", "5s"}) {
     std::string error = seconds_error(bad);
     EXPECT_NE(error.find("'" + std::string(bad) + "'"), std::string::npos)
         << error;
@@ -70,8 +69,7 @@ TEST(ParseSeconds, ErrorNamesTheOptionAndTheBadValue) {
 TEST(ParseSeconds, RefusesValuesTooLargeForADeadline) {
   EXPECT_EQ(seconds_of("1000000000"), milliseconds(1'000'000'000'000));
   EXPECT_NE(seconds_error("1000000001").find("too large"), std::string::npos);
-  EXPECT_NE(seconds_error("1000000000.5").find("too large"),
-            std::string::npos);
+  EXPECT_NE(seconds_error("1000000000.5").find("too large"), std::string::npos);
   EXPECT_NE(seconds_error("99999999999999999999999").find("too large"),
             std::string::npos);
 }
