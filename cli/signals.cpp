@@ -20,6 +20,7 @@ void record_original_dispositions() noexcept {
   for (int signal_number : k_forwarded_signals)
     sigaction(signal_number, nullptr, &g_original[signal_number]);
   sigaction(SIGCHLD, nullptr, &g_original[SIGCHLD]);
+  sigaction(SIGPIPE, nullptr, &g_original[SIGPIPE]);
   g_recorded = true;
 }
 
@@ -53,6 +54,12 @@ void exit_on_signals_while_waiting() noexcept {
   for (int signal_number : k_forwarded_signals) {
     if (!was_ignored(signal_number)) sigaction(signal_number, &action, nullptr);
   }
+  // A reader of stderr that went away must not kill baton while CMD runs
+  // (CMD would die of SIGKILL at once, without its grace period): a failed
+  // write is an error baton can live with.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ignore, nullptr);
 }
 
 void set_open_status_line(int fd) noexcept { g_open_line_fd = fd; }
@@ -62,6 +69,7 @@ void reset_signals_in_child() noexcept {
     for (int signal_number : k_forwarded_signals)
       sigaction(signal_number, &g_original[signal_number], nullptr);
     sigaction(SIGCHLD, &g_original[SIGCHLD], nullptr);
+    sigaction(SIGPIPE, &g_original[SIGPIPE], nullptr);
   }
   sigset_t empty;
   sigemptyset(&empty);

@@ -18,7 +18,7 @@ inline constexpr std::array<int, 6> k_forwarded_signals{
 // Records the dispositions baton started with and, for each forwarded signal
 // that was not ignored, installs a handler that exits at once: by the signal
 // itself, or with 128+N where the default action does not apply (PID 1 of a
-// container). Call once, first thing in `baton run`.
+// container). Ignores SIGPIPE. Call once, first thing in `baton run`.
 void exit_on_signals_while_waiting() noexcept;
 
 // FD (a terminal) has an unfinished status line: the exit handler ends it

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <cerrno>
 #include <cstring>
@@ -56,9 +57,7 @@ class Supervision {
       if (fds[1].revents != 0 && check_lock()) {
         fds[1].fd = -1;  // a closed socket would stay readable forever
       }
-      if (fds[0].revents != 0) {
-        if (int code = handle_signals()) return code;
-      }
+      if (fds[0].revents != 0) handle_signals();
       if (!m_status && m_kill_deadline && Clock::now() >= *m_kill_deadline) {
         print_error("%s (pid %d) still running %s s after SIGTERM; killing it",
                     m_options.command_name.c_str(), static_cast<int>(m_child),
@@ -87,9 +86,8 @@ class Supervision {
     return true;
   }
 
-  // Forwards what should be, and reaps CMD on SIGCHLD. Returns an exit code
-  // only when baton cannot go on.
-  int handle_signals() {
+  // Forwards what should be, and reaps CMD on SIGCHLD.
+  void handle_signals() {
     signalfd_siginfo info;
     bool child_signalled = false;
     while (m_signals.read(info)) {
@@ -99,12 +97,22 @@ class Supervision {
         ::kill(m_child, static_cast<int>(info.ssi_signo));
       }
     }
-    if (!child_signalled) return 0;
-    int status = 0;
-    std::error_code ec;
-    if (wait_child(m_child, false, status, ec)) m_status = status;
-    if (ec) return fail("waitpid", ec.value());
-    return 0;
+    if (child_signalled) reap_children();
+  }
+
+  // Reaps every child that ended, not only CMD: as PID 1 of a container,
+  // baton also inherits CMD's orphans, which would otherwise stay zombies.
+  void reap_children() {
+    for (;;) {
+      int status = 0;
+      pid_t done = ::waitpid(-1, &status, WNOHANG);
+      if (done > 0) {
+        if (done == m_child) m_status = status;
+        continue;
+      }
+      if (done < 0 && errno == EINTR) continue;
+      return;  // 0: the others still run; ECHILD: none left
+    }
   }
 
   // Nothing sensible is left to do: CMD must not run on unsupervised.

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Exit codes and messages of `baton` against fake_batond.py, a stand-in that
+# can be told to lose a lock, die, queue, or fail with any error code: the
+# cases a real batond cannot be steered into on demand.
+#
+#   exit_codes_fake_daemon.sh BATON
+# shellcheck disable=SC2016  # the single-quoted $VARS are for CMD to expand
+set -uo pipefail
+
+baton=$1
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+fake="$here/fake_batond.py"
+work=$(mktemp -d)
+fake_pid=
+trap 'stop_fake; rm -rf "$work"' EXIT
+export BATON_SOCKET="$work/baton.sock"
+failures=0
+
+start_fake() {
+    stop_fake
+    python3 "$fake" "$BATON_SOCKET" "$@" &
+    fake_pid=$!
+    for _ in $(seq 100); do
+        [[ -S $BATON_SOCKET ]] && return 0
+        sleep 0.02
+    done
+    echo "fake_batond did not start" >&2
+    exit 1
+}
+stop_fake() {
+    if [[ -n $fake_pid ]]; then
+        kill "$fake_pid" 2>/dev/null
+        wait "$fake_pid" 2>/dev/null
+        fake_pid=
+    fi
+    rm -f "$BATON_SOCKET"
+}
+
+# expect CODE PATTERN -- ARGS...: runs baton ARGS, checks its exit code and
+# that stderr matches the extended regex PATTERN (empty: stderr is empty).
+expect() {
+    local want=$1 pattern=$2
+    shift 3
+    local got
+    "$baton" "$@" >"$work/out" 2>"$work/err"
+    got=$?
+    local ok=1
+    [[ $got == "$want" ]] || ok=0
+    if [[ -z $pattern ]]; then
+        [[ ! -s $work/err ]] || ok=0
+    else
+        grep -Eq -- "$pattern" "$work/err" || ok=0
+    fi
+    if ((ok)); then
+        echo "ok   $want  baton $*"
+    else
+        echo "FAIL baton $*: exit $got (want $want); stderr:" >&2
+        sed 's/^/    /' "$work/err" >&2
+        failures=$((failures + 1))
+    fi
+}
+
+# Usage errors need no daemon.
+expect 64 "^baton: no command given$" -- 
+expect 64 "unknown command 'frob'" -- frob
+expect 64 "^Try 'baton run --help' for more information.$" -- run --bogus
+expect 64 "invalid timeout: '-1'" -- run -w -1 --lock a -- true
+expect 64 "invalid timeout: '1x'" -- run -w 1x --lock a -- true
+expect 64 "invalid conflict exit code: '256'" -- run -E 256 --lock a -- true
+expect 64 "--lock <name> is required" -- run -- true
+expect 64 "no command to run" -- run --lock a
+expect 64 "invalid lock name 'a//b'" -- run --lock a//b -- true
+expect 0 "" -- --version
+expect 0 "" -- run --help
+
+# No daemon.
+expect 69 "cannot connect to batond at .*baton.sock" -- ping
+expect 69 "cannot connect" -- run --connect-timeout 0 --lock a -- true
+
+start_fake --busy busy
+expect 0 "" -- ping
+expect 0 "" -- --socket "$BATON_SOCKET" status
+expect 0 "" -- status --json --socket "$BATON_SOCKET"
+expect 3 "" -- run --lock a -- sh -c 'exit 3'
+expect 0 "" -- run --lock a -- sh -c '[ "$BATON_LOCK" = a ] && [ "$BATON_TOKEN" -gt 0 ]'
+expect 0 "" -- run -s --lock a -- sh -c '[ "$BATON_TOKEN" = 0 ]'
+expect 143 "" -- run --lock a -- sh -c 'kill -TERM $$'
+expect 127 "^baton: /nonexistent: No such file or directory$" -- run --lock a -- /nonexistent
+expect 126 "^baton: /etc/passwd: Permission denied$" -- run --lock a -- /etc/passwd
+expect 75 "lock 'busy' is busy" -- run -n --lock busy -- true
+expect 0 "lock 'busy' is busy" -- run -n -E 0 --lock busy -- true
+expect 75 "timed out after 0.2 s waiting for lock 'busy'" -- run -w 0.2 --lock busy -- true
+expect 9 "timed out" -- run -w 0.2 -E 9 --lock busy -- true
+# Options of CMD are CMD's.
+expect 0 "" -- run --lock a sh -c 'test "$1" = -n' sh -n
+
+start_fake --error shutting_down
+expect 75 "cannot lock 'a': baton daemon is shutting down" -- run --lock a -- true
+start_fake --error permission_denied
+expect 77 "permission denied" -- run --lock a -- true
+start_fake --error io_error
+expect 70 "I/O error" -- run --lock a -- true
+start_fake --error invalid_argument
+expect 64 "Try 'baton run --help'" -- run --lock a -- true
+
+start_fake --lose-after 0.3
+expect 74 "lock 'a' lost: batond reported it lost; stopping sleep" -- run --lock a -- sleep 5
+expect 74 "still running 0.3 s after SIGTERM; killing it" -- \
+    run --kill-after 0.3 --lock a -- sh -c 'trap "" TERM; sleep 5'
+
+start_fake --die-after 0.3
+expect 74 "lock 'a' lost: the connection to batond closed" -- run --lock a -- sleep 5
+
+# Signals reach CMD; CMD dies with baton.
+start_fake
+"$baton" run --lock a -- sh -c 'trap "exit 7" USR1; while :; do sleep 0.05; done' &
+pid=$!
+sleep 0.5
+kill -USR1 "$pid"
+wait "$pid"
+got=$?
+if [[ $got == 7 ]]; then echo "ok   SIGUSR1 forwarded"; else
+    echo "FAIL SIGUSR1 not forwarded: exit $got" >&2; failures=$((failures + 1)); fi
+
+"$baton" run --lock a -- sleep 30 &
+pid=$!
+sleep 0.5
+child=$(pgrep -P "$pid")
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+sleep 0.2
+if [[ -z $child ]] || [[ $(ps -o stat= -p "$child" 2>/dev/null) =~ ^[^Z] ]]; then
+    echo "FAIL CMD outlived baton" >&2; failures=$((failures + 1))
+else
+    echo "ok   CMD died with baton"
+fi
+
+exit $((failures > 0))
