@@ -69,7 +69,8 @@ if ((deps)); then
     section "installing build dependencies (once)"
     scripts/install-deps.sh
 fi
-bin="$repo/$build_dir/bin"
+[[ "$build_dir" == /* ]] || build_dir="$repo/$build_dir"
+bin="$build_dir/bin"
 if ((build)); then
     section "building batond and baton (Release) in $build_dir/"
     cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
