@@ -7,6 +7,8 @@
 #   --with-bench    hyperfine (bench/)
 #   --with-podman   podman, buildah, runc, debootstrap, ... (scripts/build-image.sh)
 #
+# python3 is for the tests (tests/cli/fake_batond.py).
+#
 # Idempotent: when every package is installed already (checked with dpkg-query)
 # it does nothing and touches no network. Otherwise it runs `apt-get update`
 # once and installs only what is missing, non-interactively. Needs root (or
@@ -14,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 64
 }
 
@@ -22,7 +24,7 @@ packages=(
     build-essential cmake g++ pkg-config
     libboost1.81-dev libspdlog-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev
-    socat util-linux iproute2 procps psmisc
+    socat util-linux iproute2 procps psmisc python3
 )
 for arg in "$@"; do
     case "$arg" in
