@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <string>
 
 #include "cli/child_process.hpp"
 #include "cli/diagnostics.hpp"
@@ -27,11 +28,11 @@ int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   return static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
-const char* describe_loss(const std::error_code& reason) {
+std::string describe_loss(const std::error_code& reason) {
   if (reason == errc::connection_lost)
     return "the connection to batond closed (the daemon stopped or died)";
   if (reason == errc::lock_lost) return "batond reported it lost";
-  return "unknown reason";
+  return reason.message();
 }
 
 class Supervision {
@@ -79,7 +80,7 @@ class Supervision {
     if (!reason) reason = m_lock.lost_reason();
     m_lost = true;
     print_error("lock '%s' lost: %s; stopping %s (pid %d)",
-                m_lock.name().c_str(), describe_loss(reason),
+                m_lock.name().c_str(), describe_loss(reason).c_str(),
                 m_options.command_name.c_str(), static_cast<int>(m_child));
     ::kill(m_child, SIGTERM);
     m_kill_deadline = Clock::now() + m_options.kill_after;
