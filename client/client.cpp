@@ -1,0 +1,194 @@
+#include "baton/client.hpp"
+
+#include <cstdlib>
+#include <utility>
+
+#include "client/connection.hpp"
+#include "protocol/lock_name.hpp"
+
+namespace baton {
+namespace {
+
+using detail::Clock;
+using nlohmann::json;
+
+void throw_if(const std::error_code& ec, const char* what) {
+  if (ec) throw std::system_error(ec, what);
+}
+
+std::error_code not_connected() { return make_error_code(errc::connection_lost); }
+
+Status parse_status(json reply) {
+  Status status;
+  const json& server = reply["server"];
+  if (server.is_object()) {
+    status.server.server = server.value("server", std::string());
+    status.server.pod = server.value("pod", std::string());
+    status.server.node = server.value("node", std::string());
+    status.server.root = server.value("root", std::string());
+  }
+  status.server.protocol = protocol::k_version;
+  if (const json& locks = reply["locks"]; locks.is_array()) {
+    for (const json& entry : locks) {
+      if (!entry.is_object()) continue;
+      LockStatus lock;
+      lock.name = entry.value("name", std::string());
+      for (const char* field : {"holders", "waiters"}) {
+        auto& out = field[0] == 'h' ? lock.holders : lock.waiters;
+        if (auto it = entry.find(field); it != entry.end() && it->is_array())
+          for (const json& holder : *it) out.push_back(holder.get<Holder>());
+      }
+      status.locks.push_back(std::move(lock));
+    }
+  }
+  reply.erase("id");
+  reply.erase("ok");
+  status.json = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  return status;
+}
+
+}  // namespace
+
+std::string default_socket_path() {
+  const char* env = std::getenv("BATON_SOCKET");
+  return env && *env ? env : "/run/baton/baton.sock";
+}
+
+Client::Client() noexcept = default;
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+
+void Client::connect(const ClientOptions& options) {
+  std::error_code ec;
+  connect(options, ec);
+  throw_if(ec, "baton: connect");
+}
+
+void Client::connect(const ClientOptions& options, std::error_code& ec) noexcept {
+  try {
+    m_connection = detail::Connection::open(options, ec);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+bool Client::connected() const noexcept { return m_connection != nullptr; }
+
+Lock Client::lock(std::string_view name, const LockOptions& options) {
+  std::error_code ec;
+  Lock lock = this->lock(name, options, ec);
+  throw_if(ec, "baton: lock");
+  return lock;
+}
+
+Lock Client::lock(std::string_view name, const LockOptions& options,
+                  std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return {};
+  }
+  if (!protocol::check_lock_name(name).empty()) {
+    ec = make_error_code(errc::invalid_name);
+    return {};
+  }
+  protocol::LockRequest request{std::string(name), options.mode, options.timeout};
+  // The daemon enforces the timeout; ours only guards against a daemon that
+  // stopped answering, so it is the same plus the request bound.
+  std::optional<Clock::time_point> deadline;
+  if (options.timeout)
+    deadline = Clock::now() + *options.timeout + m_connection->options().request_timeout;
+
+  auto on_interim = [&](const json& interim) {
+    if (!options.on_queued) return;
+    QueueInfo info;
+    info.name = std::string(name);
+    info.position = interim.value("position", std::size_t{0});
+    if (auto it = interim.find("holder"); it != interim.end() && it->is_object())
+      info.holder = it->get<Holder>();
+    options.on_queued(info);
+  };
+  auto reply = m_connection->call(std::move(request), deadline, ec, on_interim);
+  if (!reply) return {};
+  std::string message;
+  if ((ec = protocol::reply_error(*reply, message))) return {};
+
+  auto state = std::make_shared<detail::LockState>();
+  state->name = std::string(name);
+  state->mode = options.mode;
+  state->token = reply->value("token", std::uint64_t{0});
+  state->waited = std::chrono::microseconds(reply->value("waited_us", std::int64_t{0}));
+  m_connection->track(state);
+  return Lock(m_connection, std::move(state));
+}
+
+Lock Client::try_lock(std::string_view name, LockMode mode) {
+  std::error_code ec;
+  Lock lock = try_lock(name, mode, ec);
+  throw_if(ec, "baton: try_lock");
+  return lock;
+}
+
+Lock Client::try_lock(std::string_view name, LockMode mode, std::error_code& ec) {
+  LockOptions options;
+  options.mode = mode;
+  options.timeout = std::chrono::milliseconds(0);
+  return lock(name, options, ec);
+}
+
+void Client::ping() {
+  std::error_code ec;
+  ping(ec);
+  throw_if(ec, "baton: ping");
+}
+
+void Client::ping(std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return;
+  }
+  auto deadline = Clock::now() + m_connection->options().request_timeout;
+  auto reply = m_connection->call(protocol::PingRequest{}, deadline, ec);
+  std::string message;
+  if (reply) ec = protocol::reply_error(*reply, message);
+}
+
+Status Client::status() {
+  std::error_code ec;
+  Status result = status(ec);
+  throw_if(ec, "baton: status");
+  return result;
+}
+
+Status Client::status(std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return {};
+  }
+  auto deadline = Clock::now() + m_connection->options().request_timeout;
+  auto reply = m_connection->call(protocol::StatusRequest{}, deadline, ec);
+  if (!reply) return {};
+  std::string message;
+  if ((ec = protocol::reply_error(*reply, message))) return {};
+  return parse_status(std::move(*reply));
+}
+
+const ServerInfo& Client::server_info() const noexcept {
+  static const ServerInfo k_none;
+  return m_connection ? m_connection->server_info() : k_none;
+}
+
+int Client::native_handle() const noexcept {
+  return m_connection ? m_connection->fd() : -1;
+}
+
+std::error_code Client::process_events() {
+  return m_connection ? m_connection->process_events() : not_connected();
+}
+
+void Client::close() noexcept { m_connection.reset(); }
+
+}  // namespace baton

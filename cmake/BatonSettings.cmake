@@ -1,0 +1,25 @@
+# Settings every baton target links: warnings and sanitizers, as INTERFACE
+# targets rather than global flags.
+add_library(baton_warnings INTERFACE)
+target_compile_options(baton_warnings INTERFACE -Wall -Wextra -Wpedantic
+  -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused
+  -Woverloaded-virtual -Wformat=2 -Wimplicit-fallthrough)
+if(BATON_WARNINGS_AS_ERRORS)
+  target_compile_options(baton_warnings INTERFACE -Werror)
+endif()
+
+add_library(baton_sanitizers INTERFACE)
+if(BATON_SANITIZE STREQUAL "address")
+  target_compile_options(baton_sanitizers INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(baton_sanitizers INTERFACE -fsanitize=address,undefined)
+elseif(BATON_SANITIZE STREQUAL "thread")
+  target_compile_options(baton_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(baton_sanitizers INTERFACE -fsanitize=thread)
+elseif(NOT BATON_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "BATON_SANITIZE must be '', 'address' or 'thread'")
+endif()
+
+add_library(baton_settings INTERFACE)
+target_link_libraries(baton_settings INTERFACE
+  $<BUILD_INTERFACE:baton_warnings> $<BUILD_INTERFACE:baton_sanitizers>)

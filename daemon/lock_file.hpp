@@ -1,0 +1,78 @@
+// One lock file under <root>/.baton/locks/ and the OFD locks on it.
+//
+// Layout of the file (text, so `cat` shows it):
+//   bytes   0..63   the token record: "baton-lock 1 reserved=N owner=HEX"
+//   bytes  64..511  the holder record: one JSON object, space padded
+// Byte 0 is the lock itself; byte 1 carries shared locks of daemons that wait
+// for byte 0 in other pods, so the holder can see that someone waits.
+//
+// Every call here may block (on NFS, for a network round trip or worse);
+// the caller decides where it runs. Errors carry the file's path.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "baton/lock.hpp"
+
+namespace baton::daemon {
+
+struct TokenRecord {
+  std::uint64_t reserved_upto = 0;  // every token <= this is taken
+  std::uint64_t owner = 0;          // daemon instance that reserved them
+};
+
+class LockFile {
+ public:
+  // Opens (creating) FILE in the directory DIR_FD; PATH is for messages.
+  static std::unique_ptr<LockFile> open(int dir_fd, const std::string& file,
+                                        std::string path, std::error_code& ec);
+  ~LockFile();
+  LockFile(const LockFile&) = delete;
+  LockFile& operator=(const LockFile&) = delete;
+
+  const std::string& path() const noexcept { return m_path; }
+
+  // F_OFD_SETLK on byte 0: returns errc::busy when another open file
+  // description holds a conflicting lock.
+  std::error_code try_lock(LockMode mode);
+  // F_OFD_SETLKW on byte 0. Returns std::errc::interrupted when a signal
+  // interrupted the wait (that is how a wait is cancelled).
+  std::error_code wait_lock(LockMode mode);
+  std::error_code unlock();
+
+  // Advertise (or stop advertising) that this daemon waits for byte 0.
+  std::error_code advertise_waiting(bool waiting);
+  // True when another daemon advertises that it waits.
+  bool others_waiting(std::error_code& ec);
+  // True when another open file description holds byte 0.
+  bool held_elsewhere(std::error_code& ec);
+
+  TokenRecord read_tokens(std::error_code& ec);
+  // Writes the record and (SYNC) makes it durable before returning.
+  std::error_code write_tokens(const TokenRecord& record, bool sync);
+
+  // JSON text of the holder record ("" if none).
+  std::string read_holder(std::error_code& ec);
+  std::error_code write_holder(const std::string& json);
+
+  // Whether the lock held through this file still means anything: the file
+  // still answers I/O (NFSv4 gives EIO once its lease expired), and it is
+  // still the file at its path (not removed or replaced).
+  std::error_code verify(int dir_fd, const std::string& file, LockMode held);
+
+ private:
+  LockFile(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
+
+  int m_fd;
+  std::string m_path;
+};
+
+// Parses the first 64 bytes of a lock file; a blank or foreign record reads
+// as all zero.
+TokenRecord parse_token_record(std::string_view text);
+std::string format_token_record(const TokenRecord& record);
+
+}  // namespace baton::daemon

@@ -1,0 +1,142 @@
+// The daemon's locks: for each name, the local holders, a FIFO queue of
+// local waiters, and the one OFD lock this daemon holds on the lock file for
+// all of them. Only the head of a queue contends on the file; other pods see
+// one daemon, and this daemon hands the lock over locally only a bounded
+// number of times while another pod waits.
+//
+// Owned by the event loop: every member is called on its thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "baton/status.hpp"
+#include "daemon/lock_file.hpp"
+#include "daemon/lock_waiter.hpp"
+#include "daemon/offload.hpp"
+#include "daemon/token_allocator.hpp"
+
+namespace baton::daemon {
+
+// Who a lock is for: one client session.
+struct ClientInfo {
+  std::uint64_t session = 0;
+  int pid = 0;
+  unsigned uid = 0;
+  std::string describe() const;  // "pid 41 uid 1000 session 7", for logs
+};
+
+// Implemented by a session so the table can tell it a held lock is gone.
+class LockClient {
+ public:
+  virtual const ClientInfo& client_info() const = 0;
+  virtual void lock_lost(const std::string& name, std::uint64_t token,
+                         const std::string& why) = 0;
+
+ protected:
+  ~LockClient() = default;
+};
+
+struct LockTableConfig {
+  std::string pod;
+  std::string node;
+  std::uint64_t instance_id = 1;   // this daemon's run: never 0
+  unsigned max_local_handovers = 8;  // while another pod waits
+  std::size_t max_idle_files = 256;  // lock files kept open when unused
+};
+
+struct Acquired {
+  std::error_code error;  // baton::errc; empty when granted
+  std::string message;    // one line for the client when error is set
+  std::uint64_t token = 0;
+  std::chrono::microseconds waited{0};
+};
+
+struct QueuedNotice {
+  std::size_t position = 0;
+  std::optional<Holder> holder;
+};
+
+class LockTable {
+ public:
+  LockTable(boost::asio::any_io_executor executor, int locks_dir_fd,
+            std::string locks_dir_path, Offload& offload, LockTableConfig config);
+  ~LockTable();
+  LockTable(const LockTable&) = delete;
+  LockTable& operator=(const LockTable&) = delete;
+
+  // Acquires NAME for CLIENT: granted, timed out (TIMEOUT nullopt: never;
+  // zero: try once), or failed. ON_QUEUED is called at most once, if the
+  // request has to wait. The client must call release_all() before it goes.
+  boost::asio::awaitable<Acquired> acquire(
+      LockClient& client, const std::string& name, LockMode mode,
+      std::optional<std::chrono::milliseconds> timeout,
+      std::function<void(const QueuedNotice&)> on_queued);
+
+  // Releases a lock CLIENT holds; errc::not_held otherwise.
+  std::error_code release(LockClient& client, const std::string& name);
+
+  // Cancels CLIENT's waits and releases its locks: its connection is gone.
+  void release_all(LockClient& client);
+
+  // Whether CLIENT holds or waits for NAME.
+  bool involves(const LockClient& client, const std::string& name) const;
+
+  // Checks every lock this daemon holds and reports the lost ones to their
+  // holders. One pass; the server calls it periodically.
+  boost::asio::awaitable<void> verify_held();
+
+  // Refuses new requests from now on and fails every queued one.
+  void stop_granting();
+  // Takes every lock away from its holders, telling them why.
+  void revoke_all(const std::string& why);
+  bool has_holders() const;
+
+  // Locks held or waited for here, then those other pods hold right now.
+  boost::asio::awaitable<std::vector<LockStatus>> status();
+
+ private:
+  struct Waiter;
+  struct Hold;
+  struct Entry;
+  using EntryPtr = std::shared_ptr<Entry>;
+
+  EntryPtr find_or_create(const std::string& name);
+  void schedule_pump(const EntryPtr& entry);
+  boost::asio::awaitable<void> pump(EntryPtr entry);
+  boost::asio::awaitable<bool> grant(EntryPtr entry, std::shared_ptr<Waiter> waiter);
+  boost::asio::awaitable<void> release_file(EntryPtr entry);
+  boost::asio::awaitable<std::optional<Holder>> current_holder(EntryPtr entry);
+  void start_file_wait(const EntryPtr& entry, LockMode mode);
+  void on_file_wait_done(const EntryPtr& entry, LockMode mode, std::error_code ec);
+  void finish(const std::shared_ptr<Waiter>& waiter, Acquired outcome);
+  void remove_waiter(const EntryPtr& entry, const std::shared_ptr<Waiter>& waiter);
+  void lose(const EntryPtr& entry, const std::string& why);
+  void fail_grant(const EntryPtr& entry, const std::shared_ptr<Waiter>& waiter,
+                  const std::string& why);
+  void forget_if_idle(const EntryPtr& entry);
+  std::string holder_record(const ClientInfo& client, LockMode mode,
+                            std::uint64_t token) const;
+
+  boost::asio::any_io_executor m_executor;
+  int m_dir_fd;
+  std::string m_dir_path;
+  Offload& m_offload;
+  LockTableConfig m_config;
+  std::map<std::string, EntryPtr, std::less<>> m_entries;
+  bool m_granting = true;
+};
+
+}  // namespace baton::daemon

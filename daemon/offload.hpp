@@ -1,0 +1,59 @@
+// Where blocking filesystem calls run. On a local filesystem a non-blocking
+// lock call or a small pread takes a microsecond, and a hop to another thread
+// costs far more, so such calls run inline. On a network filesystem every
+// call is a round trip that a sick server can stretch without bound, so all
+// of them run on a thread pool and the loop only awaits the result.
+// fsync always runs on the pool.
+//
+// Callers pass lambdas that capture by reference: the caller's coroutine
+// frame outlives the call. That also keeps F trivially destructible, which
+// g++ 12 needs: it can destroy a by-value coroutine parameter twice.
+#pragma once
+
+#include <type_traits>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace baton::daemon {
+
+class Offload {
+ public:
+  // INLINE_QUICK_CALLS: the root is on a local filesystem.
+  Offload(std::size_t threads, bool inline_quick_calls)
+      : m_pool(threads), m_inline_quick(inline_quick_calls) {}
+  ~Offload() { stop(); }
+
+  bool inline_quick_calls() const noexcept { return m_inline_quick; }
+
+  // A call that is quick on a local filesystem (lock, unlock, small I/O).
+  template <typename F>
+  boost::asio::awaitable<std::invoke_result_t<F>> quick(F f) {
+    static_assert(std::is_trivially_destructible_v<F>, "capture by reference");
+    if (m_inline_quick) co_return f();
+    co_return co_await slow(std::move(f));
+  }
+
+  // A call that may block on any filesystem (fsync, directory scans).
+  template <typename F>
+  boost::asio::awaitable<std::invoke_result_t<F>> slow(F f) {
+    static_assert(std::is_trivially_destructible_v<F>, "capture by reference");
+    co_return co_await boost::asio::co_spawn(
+        m_pool,
+        [f]() mutable
+        -> boost::asio::awaitable<std::invoke_result_t<F>> { co_return f(); },
+        boost::asio::use_awaitable);
+  }
+
+  // Stops the pool without waiting for calls stuck in the kernel.
+  void stop() { m_pool.stop(); }
+
+ private:
+  boost::asio::thread_pool m_pool;
+  bool m_inline_quick;
+};
+
+}  // namespace baton::daemon

@@ -1,0 +1,309 @@
+#include "daemon/server.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "baton/version.hpp"
+#include "daemon/lock_table.hpp"
+#include "daemon/lock_waiter.hpp"
+#include "daemon/offload.hpp"
+#include "daemon/root_check.hpp"
+#include "daemon/session.hpp"
+#include "daemon/socket_guard.hpp"
+
+namespace baton::daemon {
+namespace {
+
+namespace asio = boost::asio;
+using Protocol = asio::local::stream_protocol;
+constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::uint64_t random_instance_id() {
+  std::uint64_t id = 0;
+  while (id == 0) {
+    if (::getrandom(&id, sizeof id, 0) != sizeof id)
+      id = static_cast<std::uint64_t>(::getpid()) << 32 ^
+           static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  return id;
+}
+
+std::string read_file(const char* path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string real_path(const std::string& path) {
+  char resolved[PATH_MAX];
+  return ::realpath(path.c_str(), resolved) ? resolved : path;
+}
+
+class Daemon final : public SessionHost {
+ public:
+  Daemon(const DaemonOptions& options, int locks_dir_fd, bool local_fs)
+      : m_options(options),
+        m_offload(4, local_fs),
+        m_locks(m_io.get_executor(), locks_dir_fd, options.root + "/.baton/locks", m_offload,
+                LockTableConfig{options.pod_name, options.node_name, random_instance_id(),
+                                options.max_local_handovers, 256}),
+        m_acceptor(m_io),
+        m_signals(m_io, SIGTERM, SIGINT),
+        m_started(std::chrono::steady_clock::now()) {
+    m_limits.max_message_bytes = options.max_message_bytes;
+    m_limits.max_locks = options.max_locks_per_session;
+    m_limits.max_send_queue_bytes = options.max_send_queue_bytes;
+    protocol::Greeting greeting;
+    greeting.server = std::string("batond ") + k_version;
+    greeting.pod = options.pod_name;
+    greeting.node = options.node_name;
+    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status"};
+    greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
+                       options.max_connections};
+    m_greeting = protocol::encode_greeting(greeting);
+  }
+
+  int run() {
+    boost::system::error_code ec;
+    m_acceptor.open(Protocol(), ec);
+    if (!ec) m_acceptor.bind(Protocol::endpoint(m_options.socket_path), ec);
+    if (!ec) ::chmod(m_options.socket_path.c_str(), m_options.socket_mode);
+    if (!ec) m_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::critical("cannot listen on {}: {}", m_options.socket_path, ec.message());
+      return 1;
+    }
+    spawn(accept_loop(), "accept");
+    spawn(verify_loop(), "lock check");
+    m_signals.async_wait([this](const boost::system::error_code& error, int signal) {
+      if (error) return;
+      spdlog::info("{} received, shutting down", ::strsignal(signal));
+      begin_shutdown();
+    });
+    spdlog::info("batond {} serving {} on {} as pod {} on node {}", k_version,
+                 m_options.root, m_options.socket_path, m_options.pod_name, m_options.node_name);
+    m_io.run();
+    m_offload.stop();
+    spdlog::info("stopped");
+    return 0;
+  }
+
+  // SessionHost
+  LockTable& locks() override { return m_locks; }
+  const SessionLimits& session_limits() const override { return m_limits; }
+  const std::string& greeting() const override { return m_greeting; }
+  nlohmann::json server_status() const override {
+    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - m_started);
+    return {{"server", std::string("batond ") + k_version},
+            {"pod", m_options.pod_name},
+            {"node", m_options.node_name},
+            {"root", m_options.root},
+            {"pid", ::getpid()},
+            {"uptime_ms", uptime.count()},
+            {"sessions", m_sessions.size()}};
+  }
+  void session_used_locks() override { m_had_lock_clients = true; }
+
+ private:
+  template <typename Awaitable>
+  void spawn(Awaitable task, std::string what) {
+    asio::co_spawn(m_io, std::move(task), [what = std::move(what)](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& error) {
+        spdlog::error("{}: internal error: {}", what, error.what());
+      }
+    });
+  }
+
+  asio::awaitable<void> accept_loop() {
+    std::uint64_t next_session = 1;
+    for (;;) {
+      auto [ec, socket] = co_await m_acceptor.async_accept(k_tuple);
+      if (ec == asio::error::operation_aborted || !m_acceptor.is_open()) break;
+      if (ec) {
+        // EMFILE and friends: back off rather than spin.
+        spdlog::warn("accept: {}", ec.message());
+        asio::steady_timer pause(m_io, std::chrono::milliseconds(50));
+        co_await pause.async_wait(k_tuple);
+        continue;
+      }
+      ClientInfo client;
+      client.session = next_session++;
+      ucred credentials{};
+      socklen_t size = sizeof credentials;
+      if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0) {
+        client.pid = credentials.pid;
+        client.uid = credentials.uid;
+      }
+      if (auto refusal = refuse(client)) {
+        std::string line = protocol::encode_error(std::nullopt, refusal->first, refusal->second);
+        spdlog::warn("refused {}: {}", client.describe(), refusal->second);
+        boost::system::error_code ignored;
+        asio::write(socket, asio::buffer(line), ignored);  // small: fits the socket buffer
+        continue;
+      }
+      auto session = std::make_shared<Session>(std::move(socket), client, *this);
+      m_sessions.insert(session);
+      asio::co_spawn(m_io, session->run(), [this, session](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& error) {
+            spdlog::error("{}: internal error: {}", session->client_info().describe(),
+                          error.what());
+          }
+          m_locks.release_all(*session);
+        }
+        m_sessions.erase(session);
+        session_ended(*session);
+      });
+    }
+  }
+
+  std::optional<std::pair<errc, std::string>> refuse(const ClientInfo& client) const {
+    if (!m_options.allow_uids.empty() &&
+        std::find(m_options.allow_uids.begin(), m_options.allow_uids.end(), client.uid) ==
+            m_options.allow_uids.end())
+      return std::pair{errc::permission_denied,
+                       "uid " + std::to_string(client.uid) + " is not allowed"};
+    if (m_sessions.size() >= m_options.max_connections)
+      return std::pair{errc::limit_exceeded,
+                       "too many connections (" + std::to_string(m_options.max_connections) + ")"};
+    return std::nullopt;
+  }
+
+  void session_ended(const Session& session) {
+    if (!m_options.exit_when_idle || m_stopping || !m_had_lock_clients) return;
+    (void)session;
+    bool any_left = std::any_of(m_sessions.begin(), m_sessions.end(),
+                                [](const auto& s) { return s->used_locks(); });
+    if (!any_left) {
+      spdlog::info("last client gone, exiting (--exit-when-idle)");
+      begin_shutdown();
+    }
+  }
+
+  // Re-verifies held locks, so a holder hears of a loss within an interval.
+  asio::awaitable<void> verify_loop() {
+    asio::steady_timer timer(m_io);
+    while (!m_stopping) {
+      timer.expires_after(m_options.lock_check_interval);
+      auto [ec] = co_await timer.async_wait(k_tuple);
+      if (ec || m_stopping) break;
+      co_await m_locks.verify_held();
+    }
+  }
+
+  void begin_shutdown() {
+    if (m_stopping) return;
+    m_stopping = true;
+    boost::system::error_code ignored;
+    m_acceptor.close(ignored);
+    m_signals.cancel(ignored);
+    m_locks.stop_granting();
+    spawn(shutdown(), "shutdown");
+  }
+
+  // Holders get the grace period to finish; then everything is released and
+  // they are told so; sessions get a moment to flush that, then we stop.
+  asio::awaitable<void> shutdown() {
+    asio::steady_timer timer(m_io);
+    const auto deadline = std::chrono::steady_clock::now() + m_options.shutdown_grace;
+    while (m_locks.has_holders() && std::chrono::steady_clock::now() < deadline) {
+      timer.expires_after(std::chrono::milliseconds(10));
+      co_await timer.async_wait(k_tuple);
+    }
+    m_locks.revoke_all("daemon is shutting down");
+    for (const auto& session : m_sessions) session->close_after_flush();
+    const auto flush_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    while (!m_sessions.empty() && std::chrono::steady_clock::now() < flush_deadline) {
+      timer.expires_after(std::chrono::milliseconds(5));
+      co_await timer.async_wait(k_tuple);
+    }
+    m_io.stop();
+  }
+
+  const DaemonOptions& m_options;
+  asio::io_context m_io{1};
+  Offload m_offload;
+  LockTable m_locks;
+  Protocol::acceptor m_acceptor;
+  asio::signal_set m_signals;
+  SessionLimits m_limits;
+  std::string m_greeting;
+  std::set<std::shared_ptr<Session>> m_sessions;
+  std::chrono::steady_clock::time_point m_started;
+  bool m_stopping = false;
+  bool m_had_lock_clients = false;
+};
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options_in) {
+  DaemonOptions options = options_in;
+  options.root = real_path(options.root);
+
+  RootReport report = judge_mount(find_mount(read_file("/proc/self/mountinfo"), options.root));
+  if (!report.refusal.empty()) {
+    if (!options.allow_local_locks) {
+      spdlog::critical("refusing root {}: {} (use --allow-local-locks to run anyway)",
+                       options.root, report.refusal);
+      return 1;
+    }
+    spdlog::warn("root {}: {} (--allow-local-locks given)", options.root, report.refusal);
+  } else if (!report.warning.empty()) {
+    spdlog::info("{}", report.warning);
+  }
+  if (std::string error = prepare_root(options.root); !error.empty()) {
+    spdlog::critical("self-check failed: {}", error);
+    return 1;
+  }
+  std::string locks_dir = options.root + "/.baton/locks";
+  int dir_fd = ::open(locks_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) {
+    spdlog::critical("cannot open {}: {}", locks_dir, std::strerror(errno));
+    return 1;
+  }
+
+  std::string error;
+  auto guard = SocketGuard::claim(options.socket_path, error);
+  if (!guard) {
+    spdlog::critical("{}", error);
+    ::close(dir_fd);
+    return 1;
+  }
+  install_wait_interrupt_handler();
+  int code;
+  {
+    Daemon daemon(options, dir_fd, report.local_filesystem);
+    code = daemon.run();
+  }
+  ::close(dir_fd);
+  return code;
+}
+
+}  // namespace baton::daemon

@@ -1,0 +1,292 @@
+#include "protocol/messages.hpp"
+
+#include <limits>
+
+#include "protocol/lock_name.hpp"
+
+namespace baton::protocol {
+namespace {
+
+using json = nlohmann::json;
+
+// IDs must survive a trip through a JavaScript client's doubles.
+constexpr std::uint64_t k_max_id = (std::uint64_t{1} << 53) - 1;
+
+std::optional<json> parse_object(std::string_view line) {
+  json object = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded() || !object.is_object()) return std::nullopt;
+  return object;
+}
+
+std::optional<std::uint64_t> read_id(const json& object) {
+  auto it = object.find("id");
+  if (it == object.end() || !it->is_number_unsigned()) return std::nullopt;
+  auto id = it->get<std::uint64_t>();
+  if (id > k_max_id) return std::nullopt;
+  return id;
+}
+
+// A required string field; sets ERROR on failure.
+bool read_string(const json& object, const char* field, std::string& out,
+                 DecodeError& error) {
+  auto it = object.find(field);
+  if (it == object.end() || !it->is_string()) {
+    error.code = errc::invalid_argument;
+    error.message = std::string("'") + field + "' must be a string";
+    return false;
+  }
+  out = it->get<std::string>();
+  return true;
+}
+
+bool read_lock_name(const json& object, std::string& name,
+                    DecodeError& error) {
+  if (!read_string(object, "name", name, error)) return false;
+  if (std::string why = check_lock_name(name); !why.empty()) {
+    error.code = errc::invalid_name;
+    error.message = why;
+    return false;
+  }
+  return true;
+}
+
+std::variant<LockRequest, DecodeError> decode_lock(const json& object,
+                                                   DecodeError error) {
+  LockRequest lock;
+  if (!read_lock_name(object, lock.name, error)) return error;
+  if (auto it = object.find("mode"); it != object.end()) {
+    if (!it->is_string() ||
+        !lock_mode_from_name(it->get_ref<const std::string&>(), lock.mode)) {
+      error.code = errc::invalid_argument;
+      error.message = "'mode' must be \"exclusive\" or \"shared\"";
+      return error;
+    }
+  }
+  if (auto it = object.find("timeout_ms"); it != object.end() && !it->is_null()) {
+    // Bounded so that deadline arithmetic cannot overflow: ~292 years max.
+    constexpr std::uint64_t k_max_timeout_ms = std::uint64_t{1} << 43;
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() > k_max_timeout_ms) {
+      error.code = errc::invalid_argument;
+      error.message = "'timeout_ms' must be an integer from 0 to 2^43";
+      return error;
+    }
+    lock.timeout = std::chrono::milliseconds(it->get<std::uint64_t>());
+  }
+  return lock;
+}
+
+}  // namespace
+
+std::string lock_mode_name(LockMode mode) {
+  return mode == LockMode::shared ? "shared" : "exclusive";
+}
+
+bool lock_mode_from_name(std::string_view name, LockMode& mode) {
+  if (name == "exclusive") {
+    mode = LockMode::exclusive;
+  } else if (name == "shared") {
+    mode = LockMode::shared;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::variant<Request, DecodeError> decode_request(std::string_view line) {
+  DecodeError error;
+  std::optional<json> object = parse_object(line);
+  if (!object) {
+    error.message = "message is not a JSON object";
+    return error;
+  }
+  error.id = read_id(*object);
+  if (!error.id) {
+    error.message = "'id' must be an unsigned integer below 2^53";
+    return error;
+  }
+  std::string op;
+  if (!read_string(*object, "op", op, error)) return error;
+
+  Request request;
+  request.id = *error.id;
+  if (op == "ping") {
+    request.body = PingRequest{};
+  } else if (op == "status") {
+    request.body = StatusRequest{};
+  } else if (op == "lock") {
+    auto lock = decode_lock(*object, error);
+    if (auto* e = std::get_if<DecodeError>(&lock)) return *e;
+    request.body = std::get<LockRequest>(std::move(lock));
+  } else if (op == "unlock") {
+    UnlockRequest unlock;
+    if (!read_lock_name(*object, unlock.name, error)) return error;
+    request.body = std::move(unlock);
+  } else {
+    error.code = errc::invalid_argument;
+    error.message = "unknown op '" + op + "'";
+    return error;
+  }
+  return request;
+}
+
+std::string encode_request(const Request& request) {
+  json object{{"id", request.id}};
+  std::visit(
+      [&](const auto& body) {
+        using T = std::decay_t<decltype(body)>;
+        if constexpr (std::is_same_v<T, PingRequest>) {
+          object["op"] = "ping";
+        } else if constexpr (std::is_same_v<T, StatusRequest>) {
+          object["op"] = "status";
+        } else if constexpr (std::is_same_v<T, LockRequest>) {
+          object["op"] = "lock";
+          object["name"] = body.name;
+          object["mode"] = lock_mode_name(body.mode);
+          if (body.timeout) object["timeout_ms"] = body.timeout->count();
+        } else if constexpr (std::is_same_v<T, UnlockRequest>) {
+          object["op"] = "unlock";
+          object["name"] = body.name;
+        }
+      },
+      request.body);
+  return encode_line(object);
+}
+
+std::variant<ServerMessage, DecodeError> decode_server_message(
+    std::string_view line) {
+  DecodeError error;
+  std::optional<json> object = parse_object(line);
+  if (!object) {
+    error.message = "daemon sent something that is not a JSON object";
+    return error;
+  }
+  ServerMessage message;
+  message.id = read_id(*object);
+  if (object->contains("baton")) {
+    message.kind = ServerMessageKind::greeting;
+  } else if (object->contains("event")) {
+    message.kind = ServerMessageKind::event;
+  } else if (object->contains("queued") && message.id) {
+    message.kind = ServerMessageKind::interim;
+  } else if (object->contains("ok")) {
+    message.kind = ServerMessageKind::reply;
+  } else {
+    error.message = "daemon sent a message of unknown kind";
+    return error;
+  }
+  message.object = std::move(*object);
+  return message;
+}
+
+std::error_code reply_error(const json& reply, std::string& message) {
+  auto ok = reply.find("ok");
+  if (ok != reply.end() && ok->is_boolean() && ok->get<bool>()) return {};
+  message = reply.value("message", std::string());
+  errc code = errc::protocol_error;
+  auto name = reply.find("error");
+  if (name == reply.end() || !name->is_string() ||
+      !errc_from_name(name->get_ref<const std::string&>(), code)) {
+    code = errc::protocol_error;
+  }
+  return make_error_code(code);
+}
+
+std::string encode_greeting(const Greeting& greeting) {
+  json object{
+      {"baton", greeting.version},
+      {"server", greeting.server},
+      {"pod", greeting.pod},
+      {"node", greeting.node},
+      {"capabilities", greeting.capabilities},
+      {"limits",
+       {{"max_message_bytes", greeting.limits.max_message_bytes},
+        {"max_locks_per_session", greeting.limits.max_locks_per_session},
+        {"max_connections", greeting.limits.max_connections},
+        {"max_name_length", k_max_lock_name}}}};
+  return encode_line(object);
+}
+
+std::optional<Greeting> decode_greeting(const json& object) {
+  auto version = object.find("baton");
+  if (version == object.end() || !version->is_number_integer()) return std::nullopt;
+  Greeting greeting;
+  greeting.version = version->get<int>();
+  greeting.server = object.value("server", std::string());
+  greeting.pod = object.value("pod", std::string());
+  greeting.node = object.value("node", std::string());
+  if (auto caps = object.find("capabilities");
+      caps != object.end() && caps->is_array()) {
+    for (const auto& cap : *caps)
+      if (cap.is_string()) greeting.capabilities.push_back(cap.get<std::string>());
+  }
+  if (auto limits = object.find("limits");
+      limits != object.end() && limits->is_object()) {
+    greeting.limits.max_message_bytes =
+        limits->value("max_message_bytes", k_default_max_message);
+    greeting.limits.max_locks_per_session =
+        limits->value("max_locks_per_session", std::size_t{64});
+    greeting.limits.max_connections =
+        limits->value("max_connections", std::size_t{1024});
+  }
+  return greeting;
+}
+
+std::string encode_ok(std::uint64_t id, const json& fields) {
+  json object{{"id", id}, {"ok", true}};
+  if (fields.is_object()) object.update(fields);
+  return encode_line(object);
+}
+
+std::string encode_ok(std::uint64_t id) {
+  return encode_line(json{{"id", id}, {"ok", true}});
+}
+
+std::string encode_error(std::optional<std::uint64_t> id, errc code,
+                         std::string_view message) {
+  json object{{"id", id ? json(*id) : json(nullptr)},
+              {"ok", false},
+              {"error", error_name(code)},
+              {"message", message}};
+  return encode_line(object);
+}
+
+std::string encode_line(const json& object) {
+  // Replace invalid UTF-8 (e.g. a hostile name echoed in a message) rather
+  // than throwing from the serializer.
+  std::string line = object.dump(-1, ' ', false, json::error_handler_t::replace);
+  line += '\n';
+  return line;
+}
+
+}  // namespace baton::protocol
+
+namespace baton {
+
+using nlohmann::json;
+
+void to_json(json& j, const Holder& holder) {
+  using namespace std::chrono;
+  j = json{{"pod", holder.pod},
+           {"node", holder.node},
+           {"pid", holder.pid},
+           {"mode", protocol::lock_mode_name(holder.mode)},
+           {"token", holder.token},
+           {"since_ms",
+            duration_cast<milliseconds>(holder.since.time_since_epoch()).count()},
+           {"local", holder.local}};
+}
+
+void from_json(const json& j, Holder& holder) {
+  using namespace std::chrono;
+  if (!j.is_object()) return;
+  holder.pod = j.value("pod", std::string());
+  holder.node = j.value("node", std::string());
+  holder.pid = j.value("pid", 0);
+  protocol::lock_mode_from_name(j.value("mode", std::string("exclusive")), holder.mode);
+  holder.token = j.value("token", std::uint64_t{0});
+  holder.since = system_clock::time_point(
+      milliseconds(j.value("since_ms", std::int64_t{0})));
+  holder.local = j.value("local", true);
+}
+
+}  // namespace baton

@@ -1,0 +1,107 @@
+// Protocol v1 messages (docs/protocol.md): one JSON object per line.
+// The decoders are the only place that trusts nothing: every field a peer
+// sends is checked here, so the daemon and client deal in typed values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "baton/error.hpp"
+#include "baton/lock.hpp"
+#include "baton/status.hpp"
+
+namespace baton::protocol {
+
+inline constexpr int k_version = 1;
+inline constexpr std::size_t k_default_max_message = 64 * 1024;
+
+struct Limits {
+  std::size_t max_message_bytes = k_default_max_message;
+  std::size_t max_locks_per_session = 64;
+  std::size_t max_connections = 1024;
+};
+
+struct Greeting {
+  int version = k_version;
+  std::string server;
+  std::string pod;
+  std::string node;
+  std::vector<std::string> capabilities;
+  Limits limits;
+};
+
+// Requests, one struct per op.
+struct PingRequest {};
+struct StatusRequest {};
+struct LockRequest {
+  std::string name;
+  LockMode mode = LockMode::exclusive;
+  std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
+};
+struct UnlockRequest {
+  std::string name;
+};
+using RequestBody =
+    std::variant<PingRequest, StatusRequest, LockRequest, UnlockRequest>;
+
+struct Request {
+  std::uint64_t id = 0;
+  RequestBody body;
+};
+
+// Why a line could not be decoded; id is set when the line had a usable one,
+// so the error can be matched to the request.
+struct DecodeError {
+  std::optional<std::uint64_t> id;
+  errc code = errc::protocol_error;
+  std::string message;
+};
+
+std::variant<Request, DecodeError> decode_request(std::string_view line);
+std::string encode_request(const Request& request);
+
+// Daemon -> client lines.
+enum class ServerMessageKind { greeting, reply, interim, event };
+
+// A decoded daemon line: its kind, id (replies and interims) and the whole
+// object, which the client reads typed fields from.
+struct ServerMessage {
+  ServerMessageKind kind = ServerMessageKind::reply;
+  std::optional<std::uint64_t> id;
+  nlohmann::json object;
+};
+std::variant<ServerMessage, DecodeError> decode_server_message(
+    std::string_view line);
+
+std::string encode_greeting(const Greeting& greeting);
+std::optional<Greeting> decode_greeting(const nlohmann::json& object);
+
+std::string lock_mode_name(LockMode mode);
+bool lock_mode_from_name(std::string_view name, LockMode& mode);
+
+// The error a reply carries: empty for {"ok":true}; unknown codes from a
+// newer daemon become protocol_error. MESSAGE gets the daemon's words.
+std::error_code reply_error(const nlohmann::json& reply, std::string& message);
+
+// Reply lines. `fields` is a JSON object merged into the reply.
+std::string encode_ok(std::uint64_t id, const nlohmann::json& fields);
+std::string encode_ok(std::uint64_t id);
+std::string encode_error(std::optional<std::uint64_t> id, errc code,
+                         std::string_view message);
+std::string encode_line(const nlohmann::json& object);
+
+}  // namespace baton::protocol
+
+namespace baton {
+// Holders travel as objects with since_ms (milliseconds since the epoch).
+// In namespace baton, beside Holder, so nlohmann's lookup finds them.
+void to_json(nlohmann::json& j, const Holder& holder);
+void from_json(const nlohmann::json& j, Holder& holder);
+}  // namespace baton
