@@ -4,12 +4,13 @@
 # Locks (OFD, POSIX, flock) taken through one mount exclude those taken through
 # another, as on NFSv4 or CephFS.
 #
-#   scripts/gluster-volume.sh up DIR N [--fast-failover]
+#   scripts/gluster-volume.sh up DIR N [--fast-failover] [--page-cache]
 #       Starts a private glusterd whose state lives under DIR/.gluster, creates
 #       and starts a one-brick volume, mounts it at DIR/node1 .. DIR/nodeN and
 #       prints those mount points, one per line, on stdout (progress goes to
 #       stderr). --fast-failover makes the brick notice a silently dead client
 #       in ~5 s instead of ~42 s (server.tcp-user-timeout 5, short keepalives).
+#       --page-cache keeps the kernel page cache of the FUSE mounts (see below).
 #   scripts/gluster-volume.sh down DIR
 #       Unmounts, stops and deletes the volume, stops glusterd and removes
 #       everything `up` created. Safe to call twice, or after a failed `up`.
@@ -22,9 +23,15 @@
 # owner's glusterd is dead is taken over.
 #
 # Client-side caches (write-behind with flush-behind, io-cache, md-cache, ...)
-# are turned off and the FUSE attribute/entry caches set to 0, so that what one
-# mount wrote under a lock is what the next lock holder on another mount reads,
-# as close-to-open NFS gives.
+# are turned off, the FUSE attribute/entry caches set to 0 and the mounts use
+# direct-io-mode=enable, so that what one mount wrote under a lock is what the
+# next lock holder on another mount reads, as on NFS (whose client revalidates
+# its cache when it takes a lock) or CephFS. Without direct I/O a FUSE mount
+# keeps serving stale pages to a descriptor opened earlier, and even to a new
+# open, after another mount rewrote the file in place (same size): found by
+# trying, gluster 10.3. --page-cache keeps that behaviour, to test software
+# that must cope with it (posix_fadvise(POSIX_FADV_DONTNEED) before a pread
+# does fetch the fresh data).
 set -euo pipefail
 
 readonly GLUSTERD_PORT=24007
@@ -35,7 +42,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: gluster-volume.sh up DIR N [--fast-failover]
+usage: gluster-volume.sh up DIR N [--fast-failover] [--page-cache]
        gluster-volume.sh down DIR
 EOF
     exit 64
@@ -90,7 +97,7 @@ up_failed() {
 }
 
 cmd_up() {
-    local n=$1 fast=$2 host vol i mnt t0
+    local n=$1 fast=$2 page_cache=$3 host vol i mnt t0 mount_opts
     t0=$(date +%s.%N)
     [[ $EUID -eq 0 ]] || die "must run as root (glusterd and FUSE mounts)"
     [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
@@ -145,12 +152,12 @@ cmd_up() {
     done
     gcli volume start "$vol" >&2
 
+    mount_opts="attribute-timeout=0,entry-timeout=0,negative-timeout=0"
+    if [[ "$page_cache" == 0 ]]; then mount_opts+=",direct-io-mode=enable"; fi
     for ((i = 1; i <= n; i++)); do
         mnt="$DIR/node$i"
         mkdir -p "$mnt"
-        mount -t glusterfs \
-            -o "log-file=$STATE/client-node$i.log,attribute-timeout=0,entry-timeout=0,negative-timeout=0" \
-            "$host:/$vol" "$mnt"
+        mount -t glusterfs -o "log-file=$STATE/client-node$i.log,$mount_opts" "$host:/$vol" "$mnt"
     done
     # The brick may take a moment to accept clients: wait until every mount works.
     for ((i = 1; i <= n; i++)); do
@@ -234,11 +241,15 @@ case "$action" in
 up)
     [[ $# -ge 3 ]] || usage
     fast=0
-    if [[ $# -ge 4 ]]; then
-        [[ "$4" == --fast-failover ]] || usage
-        fast=1
-    fi
-    cmd_up "$3" "$fast"
+    page_cache=0
+    for opt in "${@:4}"; do
+        case "$opt" in
+        --fast-failover) fast=1 ;;
+        --page-cache) page_cache=1 ;;
+        *) usage ;;
+        esac
+    done
+    cmd_up "$3" "$fast" "$page_cache"
     ;;
 down)
     [[ $# -eq 2 ]] || usage
