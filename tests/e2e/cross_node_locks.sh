@@ -27,6 +27,9 @@
 # binaries needed), then a negative control without any lock that the checker
 # must reject: it tests the harness and the checker themselves.
 #
+# E2E_GLUSTER_OPTS adds flags to `gluster-volume.sh up` (--page-cache: keep the
+# FUSE page cache, which serves stale data across mounts; see that script).
+#
 # Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
 # or /dev/fuse is missing. Everything is torn down on any exit, and an internal
 # deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
@@ -132,7 +135,8 @@ watchdog=$!
 # ------------------------------------------------------------------ volume
 t0=$SECONDS
 log "bringing up a gluster volume with 2 mounts"
-GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 >"$tmp/mounts"
+# shellcheck disable=SC2086 # E2E_GLUSTER_OPTS: extra flags, e.g. --page-cache
+GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 ${E2E_GLUSTER_OPTS:-} >"$tmp/mounts"
 volume_up=1
 mapfile -t mounts <"$tmp/mounts"
 ((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
