@@ -250,6 +250,11 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
         co_await grant(entry, head);
         continue;
       }
+      if (head->try_only) {
+        e.queue.pop_front();
+        finish(head, failure(errc::busy, "lock '" + e.name + "' is busy"));
+        continue;
+      }
       break;  // the holders release first
     }
 
@@ -330,7 +335,12 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
     }
     if (head->on_queued) {
       auto notify = std::exchange(head->on_queued, nullptr);
-      QueuedNotice notice{1, co_await current_holder(entry)};
+      // Not `QueuedNotice{1, co_await ...}`: g++ 12 miscompiles a co_await
+      // inside an aggregate initializer (the member is destroyed twice).
+      std::optional<Holder> holder = co_await current_holder(entry);
+      QueuedNotice notice;
+      notice.position = 1;
+      notice.holder = std::move(holder);
       notify(notice);
       if (e.held || e.file_wait || e.queue.empty() || e.queue.front() != head) continue;
     }

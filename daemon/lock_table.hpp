@@ -22,6 +22,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "baton/error.hpp"
 #include "baton/status.hpp"
 #include "daemon/lock_file.hpp"
 #include "daemon/lock_waiter.hpp"

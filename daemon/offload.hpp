@@ -7,7 +7,8 @@
 //
 // Callers pass lambdas that capture by reference: the caller's coroutine
 // frame outlives the call. That also keeps F trivially destructible, which
-// g++ 12 needs: it can destroy a by-value coroutine parameter twice.
+// g++ 12 needs: it destroys a capturing lambda made inside a co_await
+// expression twice (a double free for captures that own memory).
 #pragma once
 
 #include <type_traits>

@@ -171,14 +171,17 @@ void Session::handle(protocol::Request request) {
 }
 
 asio::awaitable<void> Session::handle_lock(std::uint64_t id, protocol::LockRequest request) {
-  auto on_queued = [this, id, name = request.name](const QueuedNotice& notice) {
+  // A named std::function, not a lambda inside the co_await expression:
+  // g++ 12 destroys such a capturing lambda twice.
+  std::function<void(const QueuedNotice&)> on_queued = [this, id, name = request.name](
+                                                           const QueuedNotice& notice) {
     nlohmann::json interim{{"id", id}, {"queued", true}, {"name", name},
                            {"position", notice.position}};
     if (notice.holder) interim["holder"] = *notice.holder;
     send(protocol::encode_line(interim));
   };
   Acquired result = co_await m_host.locks().acquire(*this, request.name, request.mode,
-                                                   request.timeout, on_queued);
+                                                   request.timeout, std::move(on_queued));
   if (result.error) {
     m_names.erase(request.name);
     send(protocol::encode_error(id, static_cast<errc>(result.error.value()), result.message));

@@ -1,0 +1,135 @@
+#include "protocol/messages.hpp"
+
+#include <gtest/gtest.h>
+
+namespace baton::protocol {
+namespace {
+
+template <typename T>
+T expect_request(std::string_view line) {
+  auto decoded = decode_request(line);
+  if (auto* error = std::get_if<DecodeError>(&decoded)) {
+    ADD_FAILURE() << line << ": " << error->message;
+    return T{};
+  }
+  auto& request = std::get<Request>(decoded);
+  EXPECT_TRUE(std::holds_alternative<T>(request.body)) << line;
+  return std::holds_alternative<T>(request.body) ? std::get<T>(request.body) : T{};
+}
+
+DecodeError expect_error(std::string_view line) {
+  auto decoded = decode_request(line);
+  EXPECT_TRUE(std::holds_alternative<DecodeError>(decoded)) << line;
+  return std::holds_alternative<DecodeError>(decoded) ? std::get<DecodeError>(decoded)
+                                                      : DecodeError{};
+}
+
+TEST(Codec, DecodesLockWithDefaults) {
+  auto lock = expect_request<LockRequest>(R"({"id":7,"op":"lock","name":"a/b"})");
+  EXPECT_EQ(lock.name, "a/b");
+  EXPECT_EQ(lock.mode, LockMode::exclusive);
+  EXPECT_FALSE(lock.timeout);
+}
+
+TEST(Codec, DecodesEveryField) {
+  auto lock = expect_request<LockRequest>(
+      R"({"id":1,"op":"lock","name":"x","mode":"shared","timeout_ms":250,"future":[1]})");
+  EXPECT_EQ(lock.mode, LockMode::shared);
+  ASSERT_TRUE(lock.timeout);
+  EXPECT_EQ(lock.timeout->count(), 250);
+  EXPECT_EQ(expect_request<UnlockRequest>(R"({"id":2,"op":"unlock","name":"x"})").name, "x");
+  expect_request<PingRequest>(R"({"id":3,"op":"ping"})");
+  expect_request<StatusRequest>(R"({"id":4,"op":"status"})");
+}
+
+TEST(Codec, RoundTripsEncodedRequests) {
+  Request request{42, LockRequest{"n/m", LockMode::shared, std::chrono::milliseconds(0)}};
+  std::string line = encode_request(request);
+  ASSERT_EQ(line.back(), '\n');
+  auto lock = expect_request<LockRequest>(std::string_view(line).substr(0, line.size() - 1));
+  EXPECT_EQ(lock.name, "n/m");
+  EXPECT_EQ(lock.mode, LockMode::shared);
+  EXPECT_EQ(lock.timeout->count(), 0);
+}
+
+TEST(Codec, RefusesMalformedLinesWithTheRightCode) {
+  EXPECT_EQ(expect_error("not json").code, errc::protocol_error);
+  EXPECT_EQ(expect_error("[1,2]").code, errc::protocol_error);
+  EXPECT_EQ(expect_error(R"({"op":"ping"})").code, errc::protocol_error);
+  EXPECT_EQ(expect_error(R"({"id":-1,"op":"ping"})").code, errc::protocol_error);
+  EXPECT_EQ(expect_error(R"({"id":9007199254740992,"op":"ping"})").code, errc::protocol_error);
+
+  auto unknown = expect_error(R"({"id":5,"op":"explode"})");
+  EXPECT_EQ(unknown.code, errc::invalid_argument);
+  EXPECT_EQ(unknown.id, 5u);  // so the reply can be matched
+  EXPECT_EQ(expect_error(R"({"id":5,"op":"lock","name":7})").code, errc::invalid_argument);
+  EXPECT_EQ(expect_error(R"({"id":5,"op":"lock","name":"../x"})").code, errc::invalid_name);
+  EXPECT_EQ(expect_error(R"({"id":5,"op":"lock","name":"x","mode":"weird"})").code,
+            errc::invalid_argument);
+  EXPECT_EQ(expect_error(R"({"id":5,"op":"lock","name":"x","timeout_ms":-3})").code,
+            errc::invalid_argument);
+  EXPECT_EQ(expect_error(R"({"id":5,"op":"lock","name":"x","timeout_ms":1e3})").code,
+            errc::invalid_argument);
+}
+
+TEST(Codec, ErrorLinesAreOneLineAndCarryTheCode) {
+  std::string line = encode_error(3, errc::busy, "lock 'a\nb' is \"busy\"");
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  auto decoded = decode_server_message(line.substr(0, line.size() - 1));
+  ASSERT_TRUE(std::holds_alternative<ServerMessage>(decoded));
+  std::string message;
+  EXPECT_EQ(reply_error(std::get<ServerMessage>(decoded).object, message), errc::busy);
+  EXPECT_EQ(message, "lock 'a\nb' is \"busy\"");
+}
+
+TEST(Codec, InvalidUtf8NeverBreaksEncoding) {
+  std::string line = encode_error(std::nullopt, errc::invalid_name, "bad \xff\xfe name");
+  EXPECT_EQ(line.back(), '\n');
+  EXPECT_TRUE(std::holds_alternative<ServerMessage>(
+      decode_server_message(line.substr(0, line.size() - 1))));
+}
+
+TEST(Codec, ClassifiesDaemonMessages) {
+  auto kind = [](std::string_view line) {
+    auto decoded = decode_server_message(line);
+    EXPECT_TRUE(std::holds_alternative<ServerMessage>(decoded)) << line;
+    return std::get<ServerMessage>(decoded).kind;
+  };
+  EXPECT_EQ(kind(R"({"baton":1,"server":"batond"})"), ServerMessageKind::greeting);
+  EXPECT_EQ(kind(R"({"id":1,"ok":true})"), ServerMessageKind::reply);
+  EXPECT_EQ(kind(R"({"id":1,"queued":true,"position":2})"), ServerMessageKind::interim);
+  EXPECT_EQ(kind(R"({"event":"lock_lost","name":"x"})"), ServerMessageKind::event);
+  EXPECT_TRUE(std::holds_alternative<DecodeError>(decode_server_message(R"({"id":1})")));
+}
+
+TEST(Codec, GreetingRoundTrips) {
+  Greeting greeting;
+  greeting.server = "batond 0.1.0";
+  greeting.pod = "p";
+  greeting.node = "n";
+  greeting.capabilities = {"lock"};
+  greeting.limits.max_message_bytes = 4096;
+  std::string line = encode_greeting(greeting);
+  auto decoded = decode_server_message(line.substr(0, line.size() - 1));
+  auto back = decode_greeting(std::get<ServerMessage>(decoded).object);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->version, k_version);
+  EXPECT_EQ(back->pod, "p");
+  EXPECT_EQ(back->limits.max_message_bytes, 4096u);
+}
+
+TEST(Codec, HoldersRoundTrip) {
+  Holder holder{"pod", "node", 41, LockMode::shared, 17,
+                std::chrono::system_clock::time_point(std::chrono::milliseconds(1234)), false};
+  nlohmann::json j = holder;
+  Holder back = j.get<Holder>();
+  EXPECT_EQ(back.pod, "pod");
+  EXPECT_EQ(back.pid, 41);
+  EXPECT_EQ(back.mode, LockMode::shared);
+  EXPECT_EQ(back.token, 17u);
+  EXPECT_EQ(back.since, holder.since);
+  EXPECT_FALSE(back.local);
+}
+
+}  // namespace
+}  // namespace baton::protocol
