@@ -13,12 +13,13 @@ struct SpawnResult {
   std::error_code error;  // the pipe or fork failed
 };
 
-// Forks and executes ARGV[0], searched in $PATH, with ARGV. The child first
-// asks for SIGKILL when baton dies (PR_SET_PDEATHSIG: CMD never outlives the
-// wrapper that holds its lock), makes sure baton did not die before that took
-// effect, and calls PREPARE (async-signal-safe) before exec. An exec failure
-// comes back through a close-on-exec pipe, so the caller can tell "CMD ran
-// and exited 127" from "CMD could not be run". Blocks until exec happened.
+// Starts ARGV[0], searched in $PATH, with ARGV (vfork and exec). The child
+// first asks for SIGKILL when baton dies (PR_SET_PDEATHSIG: CMD never
+// outlives the wrapper that holds its lock), makes sure baton did not die
+// before that took effect, and calls PREPARE (async-signal-safe, no
+// allocation) before exec. An exec failure comes back through a
+// close-on-exec pipe, so the caller can tell "CMD ran and exited 127" from
+// "CMD could not be run". Blocks until exec happened.
 SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept);
 
 // Waits for PID, retrying EINTR. BLOCK false: returns false at once while
