@@ -105,6 +105,12 @@ cleanup() {
     for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
     wait 2>/dev/null
     if ((rc != 0)); then
+        for node in "${!daemon_pid[@]}"; do
+            if ! kill -0 "${daemon_pid[$node]}" 2>/dev/null; then
+                wait "${daemon_pid[$node]}"
+                echo "note: batond on $node had died (exit status $?)" >&2
+            fi
+        done
         for f in "$tmp"/batond-*.log; do
             [[ -f "$f" ]] || continue
             printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
