@@ -111,8 +111,7 @@ Lock Client::lock(std::string_view name, const LockOptions& options,
   };
   auto reply = m_connection->call(std::move(request), deadline, ec, on_interim);
   if (!reply) return {};
-  std::string message;
-  if ((ec = protocol::reply_error(*reply, message))) return {};
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
 
   auto state = std::make_shared<detail::LockState>();
   state->name = std::string(name);
@@ -151,8 +150,7 @@ void Client::ping(std::error_code& ec) {
   }
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::PingRequest{}, deadline, ec);
-  std::string message;
-  if (reply) ec = protocol::reply_error(*reply, message);
+  if (reply) ec = protocol::reply_error(*reply, m_connection->last_error_message());
 }
 
 Status Client::status() {
@@ -171,9 +169,13 @@ Status Client::status(std::error_code& ec) {
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::StatusRequest{}, deadline, ec);
   if (!reply) return {};
-  std::string message;
-  if ((ec = protocol::reply_error(*reply, message))) return {};
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
   return parse_status(std::move(*reply));
+}
+
+const std::string& Client::last_error_message() const noexcept {
+  static const std::string k_none;
+  return m_connection ? m_connection->last_error_message() : k_none;
 }
 
 const ServerInfo& Client::server_info() const noexcept {

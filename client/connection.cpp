@@ -42,18 +42,22 @@ int connect_once(const std::string& path, std::error_code& ec) {
     return fd;
   int error = errno;
   ::close(fd);
-  ec = (error == ENOENT || error == ECONNREFUSED || error == EAGAIN ||
-        error == ENOTDIR || error == EACCES)
+  // EACCES is retried too (the sidecar may still be setting the socket's
+  // mode), but reported as what it is if it lasts.
+  ec = (error == ENOENT || error == ECONNREFUSED || error == EAGAIN || error == ENOTDIR)
            ? make_error_code(errc::daemon_unreachable)
+       : error == EACCES || error == EPERM
+           ? make_error_code(errc::permission_denied)
            : std::error_code(error, std::system_category());
   return -1;
 }
 
 }  // namespace
 
-void LockState::mark_lost(std::error_code reason) {
+void LockState::mark_lost(std::error_code reason, std::string message) {
   if (lost || released) return;
   lost = reason;
+  lost_message = std::move(message);
   if (on_lost) {
     auto callback = std::move(on_lost);
     on_lost = nullptr;
@@ -77,11 +81,12 @@ std::shared_ptr<Connection> Connection::open(const ClientOptions& options,
       ec = connection->read_greeting(
           std::max(deadline, Clock::now() + std::chrono::seconds(5)));
       if (!ec) return connection;
+      if (ec == errc::timed_out) ec = make_error_code(errc::daemon_unreachable);
       if (ec != errc::connection_lost) return nullptr;
       ec = make_error_code(errc::daemon_unreachable);
     }
-    if (ec != errc::daemon_unreachable || Clock::now() + backoff > deadline)
-      return nullptr;
+    bool retry = ec == errc::daemon_unreachable || ec == errc::permission_denied;
+    if (!retry || Clock::now() + backoff > deadline) return nullptr;
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
   }
@@ -228,7 +233,9 @@ std::error_code Connection::dispatch(const protocol::ServerMessage& message) {
     auto name = message.object.value("name", std::string());
     auto it = m_locks.find(name);
     if (it != m_locks.end()) {
-      if (auto lock = it->second.lock()) lock->mark_lost(make_error_code(errc::lock_lost));
+      if (auto lock = it->second.lock())
+        lock->mark_lost(make_error_code(errc::lock_lost),
+                        message.object.value("message", std::string()));
       m_locks.erase(it);
     }
   }

@@ -27,9 +27,10 @@ struct LockState {
   std::chrono::microseconds waited{0};
   bool released = false;
   std::error_code lost;
+  std::string lost_message;
   std::function<void(std::error_code)> on_lost;
 
-  void mark_lost(std::error_code reason);
+  void mark_lost(std::error_code reason, std::string message = {});
 };
 
 class Connection {
@@ -42,6 +43,7 @@ class Connection {
 
   const ServerInfo& server_info() const noexcept { return m_server; }
   const ClientOptions& options() const noexcept { return m_options; }
+  std::string& last_error_message() noexcept { return m_last_error; }
   int fd() const noexcept { return m_fd; }
 
   // Sends REQUEST and blocks until its reply or DEADLINE (nullopt: none).
@@ -84,6 +86,7 @@ class Connection {
   std::size_t m_max_message = protocol::k_default_max_message;
   std::uint64_t m_next_id = 1;
   std::error_code m_broken;  // set once the connection is unusable
+  std::string m_last_error;
   std::map<std::string, std::weak_ptr<LockState>, std::less<>> m_locks;
 };
 

@@ -1,6 +1,7 @@
 #include "baton/lock.hpp"
 
 #include "client/connection.hpp"
+#include "protocol/lock_name.hpp"
 
 namespace baton {
 
@@ -45,6 +46,13 @@ bool Lock::lost() {
   if (!m_state->lost && !m_state->released && m_connection)
     m_connection->process_events();
   return static_cast<bool>(m_state->lost);
+}
+
+std::string check_lock_name(std::string_view name) { return protocol::check_lock_name(name); }
+
+const std::string& Lock::lost_message() const noexcept {
+  static const std::string k_empty;
+  return m_state ? m_state->lost_message : k_empty;
 }
 
 std::error_code Lock::lost_reason() const noexcept {

@@ -84,6 +84,10 @@ class Client {
 
   const ServerInfo& server_info() const noexcept;
 
+  // The daemon's one-line explanation of the last error it reported on
+  // this client ("lock 'x' is held by another pod"); empty if none.
+  const std::string& last_error_message() const noexcept;
+
   // The socket, for poll(2): readable when an event (e.g. a lost lock) is
   // pending; then call process_events(). -1 when not connected.
   int native_handle() const noexcept;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace baton {
@@ -19,6 +20,10 @@ namespace detail {
 class Connection;
 struct LockState;
 }  // namespace detail
+
+// Empty when NAME is a valid lock name (1-200 characters of [A-Za-z0-9._-]
+// and '/', no empty, "." or ".." component), else one line saying why not.
+std::string check_lock_name(std::string_view name);
 
 class Lock {
  public:
@@ -52,6 +57,9 @@ class Lock {
   // Why the lock was lost (errc::lock_lost or errc::connection_lost), or an
   // empty code while it is not.
   std::error_code lost_reason() const noexcept;
+  // The daemon's one-line explanation of the loss ("lock file ...:
+  // Input/output error"), empty when it gave none.
+  const std::string& lost_message() const noexcept;
 
   // Called once, from whichever call on the client notices the loss
   // (lost(), Client::process_events(), or any request). Replaces an earlier
