@@ -136,6 +136,82 @@ Lock Client::try_lock(std::string_view name, LockMode mode, std::error_code& ec)
   return lock(name, options, ec);
 }
 
+Publisher Client::publish(std::string_view path, const PublishOptions& options) {
+  std::error_code ec;
+  Publisher publisher = publish(path, options, ec);
+  throw_if(ec, "baton: publish");
+  return publisher;
+}
+
+Publisher Client::publish(std::string_view path, const PublishOptions& options,
+                          std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return {};
+  }
+  protocol::PublishBeginRequest request{std::string(path), options.mode, options.no_replace};
+  auto deadline = Clock::now() + m_connection->options().request_timeout;
+  auto reply = m_connection->call(std::move(request), deadline, ec);
+  if (!reply) return {};
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
+  int fd = m_connection->take_fd();
+  if (fd < 0) {
+    ec = make_error_code(errc::protocol_error);
+    return {};
+  }
+  return Publisher(m_connection, reply->value("stage", std::uint64_t{0}), fd, std::string(path),
+                   options.token);
+}
+
+OpenedFile Client::open(std::string_view path) {
+  std::error_code ec;
+  OpenedFile file = open(path, ec);
+  throw_if(ec, "baton: open");
+  return file;
+}
+
+OpenedFile Client::open(std::string_view path, std::error_code& ec) {
+  ec.clear();
+  OpenedFile file;
+  if (!m_connection) {
+    ec = not_connected();
+    return file;
+  }
+  auto deadline = Clock::now() + m_connection->options().request_timeout;
+  auto reply = m_connection->call(protocol::ReadRequest{std::string(path)}, deadline, ec);
+  if (!reply) return file;
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return file;
+  file.fd = m_connection->take_fd();
+  if (file.fd < 0) ec = make_error_code(errc::protocol_error);
+  file.version = reply->value("version", std::uint64_t{0});
+  return file;
+}
+
+std::uint64_t Client::wait(std::string_view path, const WaitOptions& options) {
+  std::error_code ec;
+  std::uint64_t version = wait(path, options, ec);
+  throw_if(ec, "baton: wait");
+  return version;
+}
+
+std::uint64_t Client::wait(std::string_view path, const WaitOptions& options,
+                           std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return 0;
+  }
+  std::optional<Clock::time_point> deadline;
+  if (options.timeout)
+    deadline = Clock::now() + *options.timeout + m_connection->options().request_timeout;
+  protocol::WaitRequest request{std::string(path), options.newer_than, options.timeout};
+  auto reply = m_connection->call(std::move(request), deadline, ec);
+  if (!reply) return 0;
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return 0;
+  return reply->value("version", std::uint64_t{0});
+}
+
 void Client::ping() {
   std::error_code ec;
   ping(ec);

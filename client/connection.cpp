@@ -143,7 +143,24 @@ std::error_code Connection::fill(std::optional<Clock::time_point> deadline) {
   if (ready < 0) return errno == EINTR ? std::error_code{} : last_errno();
   if (ready == 0) return make_error_code(errc::timed_out);
   char chunk[16384];
-  ssize_t n = ::recv(m_fd, chunk, sizeof chunk, MSG_DONTWAIT);
+  iovec part{chunk, sizeof chunk};
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  msghdr message{};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(m_fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  for (cmsghdr* header = n >= 0 ? CMSG_FIRSTHDR(&message) : nullptr; header;
+       header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int passed;
+      std::memcpy(&passed, CMSG_DATA(header) + i * sizeof(int), sizeof(int));
+      m_fds.push_back(passed);
+    }
+  }
   if (n > 0) {
     m_buffer.append(chunk, static_cast<std::size_t>(n));
     if (m_buffer.size() > m_max_message && m_buffer.find('\n') == std::string::npos) {
@@ -224,9 +241,21 @@ std::error_code Connection::process_events() {
   }
 }
 
+int Connection::take_fd() {
+  if (m_fds.empty()) return -1;
+  int fd = m_fds.front();
+  m_fds.pop_front();
+  return fd;
+}
+
 std::error_code Connection::dispatch(const protocol::ServerMessage& message) {
   if (message.kind != protocol::ServerMessageKind::event) {
-    // Replies to requests nobody waits for (unlock) and stale interims.
+    // Replies to requests nobody waits for (unlock, abort) and stale
+    // interims; a descriptor one of them carried is not wanted either.
+    if (message.object.value("fd", false)) {
+      int unwanted = take_fd();
+      if (unwanted >= 0) ::close(unwanted);
+    }
     return {};
   }
   if (message.object.value("event", std::string()) == "lock_lost") {
@@ -265,6 +294,8 @@ void Connection::close() noexcept {
     ::close(m_fd);
     m_fd = -1;
   }
+  for (int passed : m_fds) ::close(passed);
+  m_fds.clear();
   if (!m_broken) m_broken = make_error_code(errc::connection_lost);
   m_locks.clear();
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,6 +58,10 @@ class Connection {
   // Sends REQUEST without waiting for its reply (which is dropped later).
   void send_only(protocol::RequestBody body, std::error_code& ec);
 
+  // The next descriptor the daemon passed (SCM_RIGHTS), owned by the
+  // caller; -1 if none came. Replies marked "fd":true carry one each.
+  int take_fd();
+
   // Dispatches whatever is readable now, without blocking.
   std::error_code process_events();
 
@@ -83,6 +88,7 @@ class Connection {
   ClientOptions m_options;
   ServerInfo m_server;
   std::string m_buffer;
+  std::deque<int> m_fds;  // received with the bytes in m_buffer, in order
   std::size_t m_max_message = protocol::k_default_max_message;
   std::uint64_t m_next_id = 1;
   std::error_code m_broken;  // set once the connection is unusable

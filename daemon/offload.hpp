@@ -49,6 +49,9 @@ class Offload {
         boost::asio::use_awaitable);
   }
 
+  // For fire-and-forget blocking work (removing a staging file).
+  boost::asio::thread_pool::executor_type pool_executor() { return m_pool.get_executor(); }
+
   // Stops the pool without waiting for calls stuck in the kernel.
   void stop() { m_pool.stop(); }
 

@@ -31,6 +31,7 @@ enum OptionId {
   k_max_local_handovers,
   k_lock_check_interval,
   k_shutdown_grace,
+  k_poll_interval,
   k_exit_when_idle,
   k_allow_local_locks,
   k_allow_uids,
@@ -63,6 +64,7 @@ const OptionSpec k_options[] = {
      "BATON_LOCK_CHECK_INTERVAL"},
     {{"shutdown-grace", required_argument, nullptr, k_shutdown_grace},
      "BATON_SHUTDOWN_GRACE"},
+    {{"poll-interval", required_argument, nullptr, k_poll_interval}, "BATON_POLL_INTERVAL"},
     {{"exit-when-idle", no_argument, nullptr, k_exit_when_idle}, "BATON_EXIT_WHEN_IDLE"},
     {{"allow-local-locks", no_argument, nullptr, k_allow_local_locks},
      "BATON_ALLOW_LOCAL_LOCKS"},
@@ -169,6 +171,10 @@ bool apply(int id, const char* value, const char* flag, DaemonOptions& o,
     case k_shutdown_grace:
       if (!parse_seconds(value, o.shutdown_grace)) return bad("expected seconds");
       break;
+    case k_poll_interval:
+      if (!parse_seconds(value, o.poll_interval) || o.poll_interval.count() < 10)
+        return bad("expected seconds, at least 0.01");
+      break;
     case k_exit_when_idle: o.exit_when_idle = parse_flag(value); break;
     case k_allow_local_locks: o.allow_local_locks = parse_flag(value); break;
     case k_allow_uids:
@@ -212,6 +218,8 @@ void print_usage() {
       "     --lock-check-interval SECONDS  how often held locks are re-verified,\n"
       "                                default 2\n"
       "     --shutdown-grace SECONDS  on SIGTERM, time holders get to finish, default 1\n"
+      "     --poll-interval SECONDS  how often waits re-check files other nodes\n"
+      "                                publish, default 0.5\n"
       "     --exit-when-idle         exit once the last client has gone\n"
       "     --allow-local-locks      run even where locks stay on one node\n"
       "     --allow-uids LIST        only these peer uids may connect\n"

@@ -25,6 +25,8 @@ struct DaemonOptions {
   unsigned max_local_handovers = 8;
   std::chrono::milliseconds lock_check_interval{2000};
   std::chrono::milliseconds shutdown_grace{1000};
+  // How often `wait` re-reads versions: inotify cannot see other nodes.
+  std::chrono::milliseconds poll_interval{500};
   bool exit_when_idle = false;
   bool allow_local_locks = false;  // skip the refusal of node-local lock mounts
   std::vector<unsigned> allow_uids;  // empty: any peer

@@ -120,7 +120,8 @@ std::string prepare_root(const std::string& root) {
   struct stat info{};
   if (::stat(root.c_str(), &info) != 0) return errno_text("cannot use root", root);
   if (!S_ISDIR(info.st_mode)) return "root " + root + " is not a directory";
-  for (const std::string& dir : {root + "/.baton", root + "/.baton/locks"}) {
+  for (const std::string& dir :
+       {root + "/.baton", root + "/.baton/locks", root + "/.baton/versions"}) {
     if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
       return errno_text("cannot create", dir);
   }

@@ -24,7 +24,9 @@
 #include <spdlog/spdlog.h>
 
 #include "baton/version.hpp"
+#include "daemon/change_notifier.hpp"
 #include "daemon/lock_table.hpp"
+#include "daemon/root_dir.hpp"
 #include "daemon/lock_waiter.hpp"
 #include "daemon/offload.hpp"
 #include "daemon/root_check.hpp"
@@ -64,10 +66,14 @@ class Daemon final : public SessionHost {
  public:
   Daemon(const DaemonOptions& options, int locks_dir_fd, bool local_fs)
       : m_options(options),
+        m_root(options.root),
+        m_instance(random_instance_id()),
         m_offload(4, local_fs),
         m_locks(m_io.get_executor(), locks_dir_fd, options.root + "/.baton/locks", m_offload,
-                LockTableConfig{options.pod_name, options.node_name, random_instance_id(),
+                LockTableConfig{options.pod_name, options.node_name, m_instance,
                                 options.max_local_handovers, 256}),
+        m_changes(m_io.get_executor(), options.root + "/" + k_versions_dir,
+                  options.poll_interval),
         m_acceptor(m_io),
         m_signals(m_io, SIGTERM, SIGINT),
         m_started(std::chrono::steady_clock::now()) {
@@ -78,7 +84,8 @@ class Daemon final : public SessionHost {
     greeting.server = std::string("batond ") + k_version;
     greeting.pod = options.pod_name;
     greeting.node = options.node_name;
-    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status"};
+    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status",
+                             "publish", "read", "wait"};
     greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
                        options.max_connections};
     m_greeting = protocol::encode_greeting(greeting);
@@ -96,6 +103,7 @@ class Daemon final : public SessionHost {
     }
     spawn(accept_loop(), "accept");
     spawn(verify_loop(), "lock check");
+    spawn(m_changes.run(), "change notifier");
     m_signals.async_wait([this](const boost::system::error_code& error, int signal) {
       if (error) return;
       spdlog::info("{} received, shutting down", ::strsignal(signal));
@@ -111,6 +119,10 @@ class Daemon final : public SessionHost {
 
   // SessionHost
   LockTable& locks() override { return m_locks; }
+  Offload& offload() override { return m_offload; }
+  const RootDir& root() const override { return m_root; }
+  ChangeNotifier& changes() override { return m_changes; }
+  std::uint64_t instance_id() const override { return m_instance; }
   const SessionLimits& session_limits() const override { return m_limits; }
   const std::string& greeting() const override { return m_greeting; }
   nlohmann::json server_status() const override {
@@ -225,6 +237,7 @@ class Daemon final : public SessionHost {
     m_acceptor.close(ignored);
     m_signals.cancel(ignored);
     m_locks.stop_granting();
+    m_changes.stop();
     spawn(shutdown(), "shutdown");
   }
 
@@ -249,8 +262,11 @@ class Daemon final : public SessionHost {
 
   const DaemonOptions& m_options;
   asio::io_context m_io{1};
+  RootDir m_root;
+  std::uint64_t m_instance;
   Offload m_offload;
   LockTable m_locks;
+  ChangeNotifier m_changes;
   Protocol::acceptor m_acceptor;
   asio::signal_set m_signals;
   SessionLimits m_limits;

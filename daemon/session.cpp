@@ -1,6 +1,12 @@
 #include "daemon/session.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -43,6 +49,7 @@ asio::awaitable<void> Session::run() {
   send(m_host.greeting());
   co_await (read_requests() && write_replies());
   m_host.locks().release_all(*this);
+  co_await discard_stages();
   spdlog::debug("disconnect {}", m_client.describe());
 }
 
@@ -82,19 +89,58 @@ asio::awaitable<void> Session::write_replies() {
       co_await m_outbox_ready.async_wait(k_tuple);
       continue;
     }
-    auto [ec, written] =
-        co_await asio::async_write(m_socket, asio::buffer(m_outbox.front()), k_tuple);
+    Outgoing& next = m_outbox.front();
+    if (next.fd >= 0) {
+      bool sent = co_await send_with_fd(next.bytes, next.fd);
+      ::close(std::exchange(next.fd, -1));
+      if (!sent) break;
+    }
+    auto [ec, written] = co_await asio::async_write(m_socket, asio::buffer(next.bytes), k_tuple);
     if (ec) break;
-    m_outbox_bytes -= m_outbox.front().size();
+    m_outbox_bytes -= next.bytes.size();
     m_outbox.pop_front();
   }
+  for (Outgoing& unsent : m_outbox)
+    if (unsent.fd >= 0) ::close(std::exchange(unsent.fd, -1));
   close();
 }
 
-void Session::send(std::string line) {
-  if (!m_socket.is_open()) return;
+// Sends the start of BYTES with FD attached (SCM_RIGHTS), leaving the rest
+// in BYTES for an ordinary write. Asio has no ancillary data, so this waits
+// for writability and calls sendmsg(2) itself.
+asio::awaitable<bool> Session::send_with_fd(std::string& bytes, int fd) {
+  for (;;) {
+    iovec part{bytes.data(), bytes.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr message{};
+    message.msg_iov = &part;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
+    ssize_t n = ::sendmsg(m_socket.native_handle(), &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      m_outbox_bytes -= static_cast<std::size_t>(n);
+      bytes.erase(0, static_cast<std::size_t>(n));
+      co_return true;
+    }
+    if (errno != EAGAIN && errno != EINTR) co_return false;
+    auto [ec] = co_await m_socket.async_wait(Socket::wait_write, k_tuple);
+    if (ec) co_return false;
+  }
+}
+
+void Session::send(std::string line, int fd) {
+  if (!m_socket.is_open()) {
+    if (fd >= 0) ::close(fd);
+    return;
+  }
   m_outbox_bytes += line.size();
-  m_outbox.push_back(std::move(line));
+  m_outbox.push_back(Outgoing{std::move(line), fd});
   if (m_outbox_bytes > m_host.session_limits().max_send_queue_bytes) {
     // The client does not read: dropping it (and its locks) is the only
     // bound on our memory it cannot defeat.
@@ -154,6 +200,33 @@ void Session::handle(protocol::Request request) {
                      return self->handle_lock(id, std::move(request));
                    },
                    log_failure("lock"));
+  } else if (auto* begin = std::get_if<protocol::PublishBeginRequest>(&request.body)) {
+    if (m_stages.size() >= m_host.session_limits().max_stages) {
+      send(protocol::encode_error(
+          id, errc::limit_exceeded,
+          "at most " + std::to_string(m_host.session_limits().max_stages) +
+              " publishes in progress per connection"));
+      return;
+    }
+    spawn(&Session::handle_publish_begin, id, std::move(*begin));
+  } else if (auto* commit = std::get_if<protocol::PublishCommitRequest>(&request.body)) {
+    spawn(&Session::handle_publish_commit, id, *commit);
+  } else if (auto* abort = std::get_if<protocol::PublishAbortRequest>(&request.body)) {
+    auto it = m_stages.find(abort->stage);
+    if (it == m_stages.end()) {
+      send(protocol::encode_error(id, errc::not_found,
+                                  "no publish " + std::to_string(abort->stage) + " in progress"));
+      return;
+    }
+    // Removing the staging file blocks: hand it to the pool.
+    auto staged = std::shared_ptr<StagedFile>(std::move(it->second));
+    m_stages.erase(it);
+    boost::asio::post(m_host.offload().pool_executor(), [staged]() mutable { staged.reset(); });
+    send(protocol::encode_ok(id));
+  } else if (auto* read = std::get_if<protocol::ReadRequest>(&request.body)) {
+    spawn(&Session::handle_read, id, std::move(*read));
+  } else if (auto* wait = std::get_if<protocol::WaitRequest>(&request.body)) {
+    spawn(&Session::handle_wait, id, std::move(*wait));
   } else if (auto* unlock = std::get_if<protocol::UnlockRequest>(&request.body)) {
     if (m_lost.erase(unlock->name)) {
       send(protocol::encode_ok(id));  // already gone; not the client's fault
@@ -198,6 +271,140 @@ asio::awaitable<void> Session::handle_status(std::uint64_t id) {
   for (const LockStatus& lock : locks)
     list.push_back({{"name", lock.name}, {"holders", lock.holders}, {"waiters", lock.waiters}});
   send(protocol::encode_ok(id, {{"server", m_host.server_status()}, {"locks", list}}));
+}
+
+template <typename Handler, typename Request>
+void Session::spawn(Handler handler, std::uint64_t id, Request request) {
+  asio::co_spawn(m_socket.get_executor(),
+                 [self = shared_from_this(), handler, id, request = std::move(request)]() mutable {
+                   return ((*self).*handler)(id, std::move(request));
+                 },
+                 log_failure("request"));
+}
+
+void Session::send_error(std::uint64_t id, const Failure& failure) {
+  errc code = errc::io_error;
+  if (failure.code.category() == error_category()) code = static_cast<errc>(failure.code.value());
+  else if (failure.code == std::errc::no_such_file_or_directory) code = errc::not_found;
+  else if (failure.code == std::errc::permission_denied) code = errc::permission_denied;
+  send(protocol::encode_error(id, code, failure.message));
+}
+
+asio::awaitable<void> Session::handle_publish_begin(std::uint64_t id,
+                                                    protocol::PublishBeginRequest request) {
+  Failure failure;
+  int writer = -1;
+  const RootDir& root = m_host.root();
+  std::uint64_t instance = m_host.instance_id();
+  std::unique_ptr<StagedFile> staged = co_await m_host.offload().slow([&] {
+    auto created =
+        StagedFile::create(root, request.path, request.mode, request.no_replace, instance, failure);
+    if (created) writer = created->writer_fd(failure);
+    if (writer < 0) created.reset();
+    return created;
+  });
+  if (!staged) {
+    send_error(id, failure);
+    co_return;
+  }
+  std::uint64_t stage = m_next_stage++;
+  m_stages.emplace(stage, std::move(staged));
+  send(protocol::encode_ok(id, {{"stage", stage}, {"path", request.path}, {"fd", true}}), writer);
+}
+
+asio::awaitable<void> Session::handle_publish_commit(std::uint64_t id,
+                                                     protocol::PublishCommitRequest request) {
+  auto it = m_stages.find(request.stage);
+  if (it == m_stages.end()) {
+    send(protocol::encode_error(id, errc::not_found,
+                                "no publish " + std::to_string(request.stage) + " in progress"));
+    co_return;
+  }
+  // Ours now: a second commit of the same stage finds nothing.
+  std::shared_ptr<StagedFile> staged(std::move(it->second));
+  m_stages.erase(it);
+  const std::string path = staged->dest();
+  Failure failure;
+  const RootDir& root = m_host.root();
+  std::optional<VersionRecord> record = co_await m_host.offload().slow([&] {
+    auto result = staged->commit(root, request.token, failure);
+    staged.reset();  // an aborted commit removes its staging file here, off the loop
+    return result;
+  });
+  if (!record) {
+    send_error(id, failure);
+    co_return;
+  }
+  spdlog::info("publish '{}' version {} by {}{}", path, record->version, m_client.describe(),
+               request.token ? " (token " + std::to_string(*request.token) + ")" : "");
+  send(protocol::encode_ok(id, {{"version", record->version}}));
+}
+asio::awaitable<void> Session::handle_read(std::uint64_t id, protocol::ReadRequest request) {
+  Failure failure;
+  const RootDir& root = m_host.root();
+  int fd = -1;
+  VersionRecord record;
+  std::uint64_t size = 0;
+  co_await m_host.offload().slow([&] {
+    fd = open_published(root, request.path, record, size, failure);
+    return 0;
+  });
+  if (fd < 0) {
+    send_error(id, failure);
+    co_return;
+  }
+  send(protocol::encode_ok(id, {{"path", request.path},
+                                {"version", record.version},
+                                {"size", size},
+                                {"fd", true}}),
+       fd);
+}
+
+asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitRequest request) {
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> deadline;
+  if (request.timeout) deadline = Clock::now() + *request.timeout;
+  const RootDir& root = m_host.root();
+  for (;;) {
+    Failure failure;
+    bool exists = false;
+    VersionRecord record = co_await m_host.offload().slow([&] {
+      VersionRecord found = read_version(root, request.path, failure);
+      exists = path_exists(root, request.path, failure);
+      return found;
+    });
+    if (failure) {
+      send_error(id, failure);
+      co_return;
+    }
+    bool ready = request.newer_than ? record.version > *request.newer_than : exists;
+    if (ready) {
+      send(protocol::encode_ok(id, {{"path", request.path}, {"version", record.version}}));
+      co_return;
+    }
+    if (m_closing) co_return;  // the client left: nobody to answer
+    if (deadline && Clock::now() >= *deadline) {
+      send(protocol::encode_error(
+          id, errc::timed_out,
+          request.newer_than ? "timed out waiting for " + request.path + " to be newer than version " +
+                                   std::to_string(*request.newer_than)
+                             : "timed out waiting for " + request.path + " to exist"));
+      co_return;
+    }
+    co_await m_host.changes().wait_for_change(deadline);
+  }
+}
+
+// Staging files of publishes the client never finished: removed off the
+// loop, so nothing of them stays visible.
+asio::awaitable<void> Session::discard_stages() {
+  if (m_stages.empty()) co_return;
+  auto stages = std::move(m_stages);
+  m_stages.clear();
+  co_await m_host.offload().slow([&] {
+    stages.clear();
+    return 0;
+  });
 }
 
 void Session::lock_lost(const std::string& name, std::uint64_t token, const std::string& why) {

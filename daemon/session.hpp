@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,7 +15,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon/change_notifier.hpp"
 #include "daemon/lock_table.hpp"
+#include "daemon/offload.hpp"
+#include "daemon/publish.hpp"
+#include "daemon/root_dir.hpp"
 #include "protocol/messages.hpp"
 
 namespace baton::daemon {
@@ -23,12 +28,17 @@ struct SessionLimits {
   std::size_t max_message_bytes = 64 * 1024;
   std::size_t max_locks = 64;
   std::size_t max_send_queue_bytes = 1024 * 1024;
+  std::size_t max_stages = 16;  // publishes begun and not yet committed
 };
 
 // What a session needs from the daemon around it.
 class SessionHost {
  public:
   virtual LockTable& locks() = 0;
+  virtual Offload& offload() = 0;
+  virtual const RootDir& root() const = 0;
+  virtual ChangeNotifier& changes() = 0;
+  virtual std::uint64_t instance_id() const = 0;
   virtual const SessionLimits& session_limits() const = 0;
   virtual const std::string& greeting() const = 0;
   virtual nlohmann::json server_status() const = 0;
@@ -62,20 +72,38 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   void handle(protocol::Request request);
   boost::asio::awaitable<void> handle_lock(std::uint64_t id, protocol::LockRequest request);
   boost::asio::awaitable<void> handle_status(std::uint64_t id);
-  void send(std::string line);
+  boost::asio::awaitable<void> handle_publish_begin(std::uint64_t id,
+                                                    protocol::PublishBeginRequest request);
+  boost::asio::awaitable<void> handle_publish_commit(std::uint64_t id,
+                                                     protocol::PublishCommitRequest request);
+  boost::asio::awaitable<void> handle_read(std::uint64_t id, protocol::ReadRequest request);
+  boost::asio::awaitable<void> handle_wait(std::uint64_t id, protocol::WaitRequest request);
+  boost::asio::awaitable<void> discard_stages();
+  template <typename Handler, typename Request>
+  void spawn(Handler handler, std::uint64_t id, Request request);
+  void send_error(std::uint64_t id, const Failure& failure);
+  // Queues LINE; FD (owned, may be -1) travels with it as SCM_RIGHTS.
+  void send(std::string line, int fd = -1);
+  boost::asio::awaitable<bool> send_with_fd(std::string& bytes, int fd);
   void close();
 
   Socket m_socket;
   ClientInfo m_client;
   SessionHost& m_host;
   std::string m_input;
-  std::deque<std::string> m_outbox;
+  struct Outgoing {
+    std::string bytes;
+    int fd = -1;  // owned until sent
+  };
+  std::deque<Outgoing> m_outbox;
   std::size_t m_outbox_bytes = 0;
   boost::asio::steady_timer m_outbox_ready;
   bool m_closing = false;    // no more reading; writer flushes, then closes
   bool m_used_locks = false;
   std::set<std::string, std::less<>> m_names;  // held or requested here
   std::set<std::string, std::less<>> m_lost;   // lost, not yet unlocked
+  std::map<std::uint64_t, std::unique_ptr<StagedFile>> m_stages;
+  std::uint64_t m_next_stage = 1;
 };
 
 }  // namespace baton::daemon

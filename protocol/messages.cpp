@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "protocol/lock_name.hpp"
+#include "protocol/path_name.hpp"
 
 namespace baton::protocol {
 namespace {
@@ -50,6 +51,44 @@ bool read_lock_name(const json& object, std::string& name,
   return true;
 }
 
+bool read_path(const json& object, std::string& path, DecodeError& error) {
+  if (!read_string(object, "path", path, error)) return false;
+  if (std::string why = check_relative_path(path); !why.empty()) {
+    error.code = errc::invalid_path;
+    error.message = why;
+    return false;
+  }
+  return true;
+}
+
+// An optional unsigned field below 2^63; false (ERROR set) if ill-typed.
+bool read_optional_u64(const json& object, const char* field,
+                       std::optional<std::uint64_t>& out, DecodeError& error) {
+  auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return true;
+  if (!it->is_number_unsigned() || it->get<std::uint64_t>() >= (std::uint64_t{1} << 63)) {
+    error.code = errc::invalid_argument;
+    error.message = std::string("'") + field + "' must be an unsigned integer below 2^63";
+    return false;
+  }
+  out = it->get<std::uint64_t>();
+  return true;
+}
+
+bool read_optional_timeout(const json& object, std::optional<std::chrono::milliseconds>& out,
+                           DecodeError& error) {
+  std::optional<std::uint64_t> ms;
+  if (!read_optional_u64(object, "timeout_ms", ms, error)) return false;
+  // Bounded so that deadline arithmetic cannot overflow: ~278 years max.
+  if (ms && *ms > (std::uint64_t{1} << 43)) {
+    error.code = errc::invalid_argument;
+    error.message = "'timeout_ms' must be an integer from 0 to 2^43";
+    return false;
+  }
+  if (ms) out = std::chrono::milliseconds(*ms);
+  return true;
+}
+
 std::variant<LockRequest, DecodeError> decode_lock(const json& object,
                                                    DecodeError error) {
   LockRequest lock;
@@ -62,16 +101,7 @@ std::variant<LockRequest, DecodeError> decode_lock(const json& object,
       return error;
     }
   }
-  if (auto it = object.find("timeout_ms"); it != object.end() && !it->is_null()) {
-    // Bounded so that deadline arithmetic cannot overflow: ~292 years max.
-    constexpr std::uint64_t k_max_timeout_ms = std::uint64_t{1} << 43;
-    if (!it->is_number_unsigned() || it->get<std::uint64_t>() > k_max_timeout_ms) {
-      error.code = errc::invalid_argument;
-      error.message = "'timeout_ms' must be an integer from 0 to 2^43";
-      return error;
-    }
-    lock.timeout = std::chrono::milliseconds(it->get<std::uint64_t>());
-  }
+  if (!read_optional_timeout(object, lock.timeout, error)) return error;
   return lock;
 }
 
@@ -121,6 +151,51 @@ std::variant<Request, DecodeError> decode_request(std::string_view line) {
     UnlockRequest unlock;
     if (!read_lock_name(*object, unlock.name, error)) return error;
     request.body = std::move(unlock);
+  } else if (op == "publish_begin") {
+    PublishBeginRequest begin;
+    if (!read_path(*object, begin.path, error)) return error;
+    std::optional<std::uint64_t> mode;
+    if (!read_optional_u64(*object, "mode", mode, error)) return error;
+    if (mode && *mode > 07777) {
+      error.code = errc::invalid_argument;
+      error.message = "'mode' must be a permission mode up to 07777";
+      return error;
+    }
+    if (mode) begin.mode = static_cast<unsigned>(*mode);
+    if (auto it = object->find("no_replace"); it != object->end()) {
+      if (!it->is_boolean()) {
+        error.code = errc::invalid_argument;
+        error.message = "'no_replace' must be true or false";
+        return error;
+      }
+      begin.no_replace = it->get<bool>();
+    }
+    request.body = std::move(begin);
+  } else if (op == "publish_commit" || op == "publish_abort") {
+    std::optional<std::uint64_t> stage;
+    if (!read_optional_u64(*object, "stage", stage, error)) return error;
+    if (!stage) {
+      error.code = errc::invalid_argument;
+      error.message = "'stage' is required";
+      return error;
+    }
+    if (op == "publish_abort") {
+      request.body = PublishAbortRequest{*stage};
+    } else {
+      PublishCommitRequest commit{*stage, std::nullopt};
+      if (!read_optional_u64(*object, "token", commit.token, error)) return error;
+      request.body = commit;
+    }
+  } else if (op == "read") {
+    ReadRequest read;
+    if (!read_path(*object, read.path, error)) return error;
+    request.body = std::move(read);
+  } else if (op == "wait") {
+    WaitRequest wait;
+    if (!read_path(*object, wait.path, error)) return error;
+    if (!read_optional_u64(*object, "newer_than", wait.newer_than, error)) return error;
+    if (!read_optional_timeout(*object, wait.timeout, error)) return error;
+    request.body = std::move(wait);
   } else {
     error.code = errc::invalid_argument;
     error.message = "unknown op '" + op + "'";
@@ -146,6 +221,26 @@ std::string encode_request(const Request& request) {
         } else if constexpr (std::is_same_v<T, UnlockRequest>) {
           object["op"] = "unlock";
           object["name"] = body.name;
+        } else if constexpr (std::is_same_v<T, PublishBeginRequest>) {
+          object["op"] = "publish_begin";
+          object["path"] = body.path;
+          object["mode"] = body.mode;
+          object["no_replace"] = body.no_replace;
+        } else if constexpr (std::is_same_v<T, PublishCommitRequest>) {
+          object["op"] = "publish_commit";
+          object["stage"] = body.stage;
+          if (body.token) object["token"] = *body.token;
+        } else if constexpr (std::is_same_v<T, PublishAbortRequest>) {
+          object["op"] = "publish_abort";
+          object["stage"] = body.stage;
+        } else if constexpr (std::is_same_v<T, ReadRequest>) {
+          object["op"] = "read";
+          object["path"] = body.path;
+        } else if constexpr (std::is_same_v<T, WaitRequest>) {
+          object["op"] = "wait";
+          object["path"] = body.path;
+          if (body.newer_than) object["newer_than"] = *body.newer_than;
+          if (body.timeout) object["timeout_ms"] = body.timeout->count();
         }
       },
       request.body);

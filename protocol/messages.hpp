@@ -48,8 +48,29 @@ struct LockRequest {
 struct UnlockRequest {
   std::string name;
 };
+struct PublishBeginRequest {
+  std::string path;
+  unsigned mode = 0644;
+  bool no_replace = false;
+};
+struct PublishCommitRequest {
+  std::uint64_t stage = 0;
+  std::optional<std::uint64_t> token;
+};
+struct PublishAbortRequest {
+  std::uint64_t stage = 0;
+};
+struct ReadRequest {
+  std::string path;
+};
+struct WaitRequest {
+  std::string path;
+  std::optional<std::uint64_t> newer_than;
+  std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
+};
 using RequestBody =
-    std::variant<PingRequest, StatusRequest, LockRequest, UnlockRequest>;
+    std::variant<PingRequest, StatusRequest, LockRequest, UnlockRequest, PublishBeginRequest,
+                 PublishCommitRequest, PublishAbortRequest, ReadRequest, WaitRequest>;
 
 struct Request {
   std::uint64_t id = 0;

@@ -17,6 +17,7 @@
 
 #include "baton/error.hpp"
 #include "baton/lock.hpp"
+#include "baton/publish.hpp"
 #include "baton/status.hpp"
 
 namespace baton {
@@ -73,6 +74,24 @@ class Client {
   // lock() with a zero timeout.
   Lock try_lock(std::string_view name, LockMode mode = LockMode::exclusive);
   Lock try_lock(std::string_view name, LockMode mode, std::error_code& ec);
+
+  // Starts a new version of PATH (relative to the daemon's root). The daemon
+  // creates a hidden staging file beside PATH and passes its descriptor.
+  // Errors: invalid_path, path_outside_root, io_error, connection_lost.
+  Publisher publish(std::string_view path, const PublishOptions& options = {});
+  Publisher publish(std::string_view path, const PublishOptions& options,
+                    std::error_code& ec);
+
+  // Opens the current version of PATH for reading. Errors: not_found,
+  // invalid_path, path_outside_root, io_error.
+  OpenedFile open(std::string_view path);
+  OpenedFile open(std::string_view path, std::error_code& ec);
+
+  // Blocks until PATH exists (and is newer than options.newer_than), in any
+  // pod; returns its version. Errors: timed_out, invalid_path, ...
+  std::uint64_t wait(std::string_view path, const WaitOptions& options = {});
+  std::uint64_t wait(std::string_view path, const WaitOptions& options,
+                     std::error_code& ec);
 
   // Round trip to the daemon. Blocks for at most request_timeout.
   void ping();

@@ -1,0 +1,38 @@
+// Tells waiters that a published file may have changed. inotify on the
+// version records sees every publish made through this node's kernel at
+// once; it cannot see other nodes (NFS, CephFS), so waiters also re-check on
+// a polling interval.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace baton::daemon {
+
+class ChangeNotifier {
+ public:
+  // Watches WATCH_DIR; without inotify (ENOSYS, limits) it only polls.
+  ChangeNotifier(boost::asio::any_io_executor executor, const std::string& watch_dir,
+                 std::chrono::milliseconds poll_interval);
+
+  // Returns after a change was seen, the poll interval passed, or DEADLINE.
+  boost::asio::awaitable<void> wait_for_change(
+      std::optional<std::chrono::steady_clock::time_point> deadline);
+
+  // Starts reading inotify events; call once on the loop.
+  boost::asio::awaitable<void> run();
+  void stop();
+
+ private:
+  boost::asio::posix::stream_descriptor m_inotify;
+  boost::asio::steady_timer m_changed;  // cancelled to wake every waiter
+  std::chrono::milliseconds m_poll_interval;
+};
+
+}  // namespace baton::daemon

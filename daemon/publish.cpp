@@ -1,0 +1,336 @@
+#include "daemon/publish.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "baton/error.hpp"
+#include "protocol/path_name.hpp"
+
+namespace baton::daemon {
+namespace {
+
+constexpr std::string_view k_stage_prefix = ".baton-stage.";
+constexpr std::size_t k_record_header = 64;
+constexpr auto k_sweep_period = std::chrono::seconds(60);
+
+Failure errno_failure(const std::string& what) {
+  return {std::error_code(errno, std::system_category()), what + ": " + std::strerror(errno)};
+}
+
+Failure baton_failure(errc code, std::string message) {
+  return {make_error_code(code), std::move(message)};
+}
+
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t hash = 1469598103934665603ull;
+  for (char c : text) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+bool whole_lock(int fd, short type, bool wait) {
+  struct flock lock{};
+  lock.l_type = type;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 1;
+  int rc;
+  do {
+    rc = ::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &lock);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0;
+}
+
+VersionRecord parse_record(const char* text) {
+  VersionRecord record;
+  unsigned long long version = 0, token = 0;
+  if (std::sscanf(text, "baton-version 1 version=%llu token=%llu", &version, &token) == 2) {
+    record.version = version;
+    record.token = token;
+  }
+  return record;
+}
+
+std::string format_record(const VersionRecord& record, const std::string& path) {
+  char header[k_record_header + 1];
+  int n = std::snprintf(header, sizeof header, "baton-version 1 version=%" PRIu64
+                        " token=%" PRIu64, record.version, record.token);
+  std::string text(header, static_cast<std::size_t>(n));
+  text.resize(k_record_header - 1, ' ');
+  text += '\n';
+  text += path;
+  text += '\n';
+  return text;
+}
+
+// The record file of PATH: .baton/versions/<hash>.v, holding the path so a
+// hash collision is noticed (and moved to the next slot).
+int open_record(const RootDir& root, const std::string& path, bool create, Failure& failure) {
+  std::uint64_t hash = fnv1a(path);
+  for (int slot = 0; slot < 8; ++slot) {
+    char name[64];
+    std::snprintf(name, sizeof name, "%s/%016" PRIx64 "-%d.v", k_versions_dir, hash, slot);
+    std::error_code ec;
+    int fd = root.open_beneath(name, O_RDWR | (create ? O_CREAT : 0), 0644, ec);
+    if (fd < 0) {
+      if (ec == std::errc::no_such_file_or_directory && !create) return -1;
+      failure = {ec, std::string("version record ") + name + ": " + ec.message()};
+      return -1;
+    }
+    char text[k_record_header + protocol::k_max_path + 2] = {};
+    ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+    std::string_view stored = n > static_cast<ssize_t>(k_record_header)
+                                  ? std::string_view(text + k_record_header,
+                                                     static_cast<std::size_t>(n) - k_record_header)
+                                  : std::string_view();
+    if (!stored.empty() && stored.back() == '\n') stored.remove_suffix(1);
+    if (stored.empty() || stored == path) return fd;  // ours, or new
+    ::close(fd);
+  }
+  failure = baton_failure(errc::io_error, "too many version-record collisions for " + path);
+  return -1;
+}
+
+void sweep_if_due(int dir_fd) {
+  static std::mutex mutex;
+  static std::map<std::pair<dev_t, ino_t>, std::chrono::steady_clock::time_point> last;
+  struct stat info{};
+  if (::fstat(dir_fd, &info) != 0) return;
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex);
+    auto& when = last[{info.st_dev, info.st_ino}];
+    if (when != std::chrono::steady_clock::time_point() && now - when < k_sweep_period) return;
+    when = now;
+  }
+  sweep_dead_stages(dir_fd);
+}
+
+}  // namespace
+
+StagedFile::~StagedFile() {
+  if (m_fd >= 0) {
+    if (!m_committed) ::unlinkat(m_dir_fd, m_stage_name.c_str(), 0);
+    ::close(m_fd);  // drops our lock: only after the unlink, so no sweep races us
+  }
+  if (m_dir_fd >= 0) ::close(m_dir_fd);
+}
+
+std::unique_ptr<StagedFile> StagedFile::create(const RootDir& root, const std::string& dest,
+                                               mode_t mode, bool no_replace,
+                                               std::uint64_t instance, Failure& failure) {
+  static std::atomic<std::uint64_t> counter{0};
+  std::unique_ptr<StagedFile> staged(new StagedFile());
+  staged->m_dest = dest;
+  staged->m_mode = mode & 07777;
+  staged->m_no_replace = no_replace;
+  std::error_code ec;
+  staged->m_dir_fd = root.open_parent(dest, /*create=*/true, staged->m_leaf, ec);
+  if (staged->m_dir_fd < 0) {
+    failure = {ec, "cannot open the directory of " + dest + ": " + ec.message()};
+    return nullptr;
+  }
+  sweep_if_due(staged->m_dir_fd);
+  char unique[64];
+  std::snprintf(unique, sizeof unique, "%016" PRIx64 ".%" PRIu64 ".", instance, ++counter);
+  staged->m_stage_name = std::string(k_stage_prefix) + unique + staged->m_leaf.substr(0, 120);
+  staged->m_fd = ::openat(staged->m_dir_fd, staged->m_stage_name.c_str(),
+                          O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (staged->m_fd < 0) {
+    failure = errno_failure("cannot create a staging file beside " + dest);
+    return nullptr;
+  }
+  // Alive while locked: a sweeping daemon in another pod leaves it alone.
+  if (!whole_lock(staged->m_fd, F_WRLCK, false)) {
+    failure = errno_failure("cannot lock the staging file of " + dest);
+    return nullptr;
+  }
+  return staged;
+}
+
+int StagedFile::writer_fd(Failure& failure) const {
+  // A second open file description, write-only, so the writer cannot touch
+  // our lock (OFD locks belong to the description, not the inode).
+  std::string self = "/proc/self/fd/" + std::to_string(m_fd);
+  int fd = ::open(self.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) failure = errno_failure("cannot reopen the staging file of " + m_dest);
+  return fd;
+}
+
+std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
+                                                std::optional<std::uint64_t> token,
+                                                Failure& failure) {
+  const bool no_replace = m_no_replace;
+  int record_fd = open_record(root, m_dest, /*create=*/true, failure);
+  if (record_fd < 0) return std::nullopt;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{record_fd};
+  // Publishers of one path take turns here; the critical section is short.
+  if (!whole_lock(record_fd, F_WRLCK, true)) {
+    failure = errno_failure("cannot lock the version record of " + m_dest);
+    return std::nullopt;
+  }
+  char text[k_record_header + 1] = {};
+  if (::pread(record_fd, text, k_record_header, 0) < 0) {
+    failure = errno_failure("cannot read the version record of " + m_dest);
+    return std::nullopt;
+  }
+  VersionRecord record = parse_record(text);
+  if (token && *token < record.token) {
+    failure = baton_failure(errc::stale_token,
+                            "fencing token " + std::to_string(*token) + " is older than " +
+                                std::to_string(record.token) + ", already used on " + m_dest);
+    return std::nullopt;
+  }
+  if (::fchmod(m_fd, m_mode) != 0 || ::fsync(m_fd) != 0) {
+    failure = errno_failure("cannot sync the staging file of " + m_dest);
+    return std::nullopt;
+  }
+  struct stat staged{};
+  ::fstat(m_fd, &staged);
+  unsigned flags = no_replace ? RENAME_NOREPLACE : 0;
+  int rc = ::renameat2(m_dir_fd, m_stage_name.c_str(), m_dir_fd, m_leaf.c_str(), flags);
+  if (rc != 0 && errno == EINVAL && no_replace) {
+    // No RENAME_NOREPLACE here (older NFS servers): link(2) is create-only too.
+    rc = ::linkat(m_dir_fd, m_stage_name.c_str(), m_dir_fd, m_leaf.c_str(), 0);
+    if (rc == 0) ::unlinkat(m_dir_fd, m_stage_name.c_str(), 0);
+  }
+  if (rc != 0) {
+    int error = errno;
+    // NFS: a retransmitted rename whose first attempt succeeded answers
+    // ENOENT (or EEXIST): if the destination is our inode, it worked.
+    struct stat now{};
+    bool ours = (error == ENOENT || error == EEXIST) &&
+                ::fstatat(m_dir_fd, m_leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+                now.st_ino == staged.st_ino && now.st_dev == staged.st_dev;
+    if (!ours) {
+      if (error == EEXIST) {
+        failure = baton_failure(errc::already_exists, m_dest + " already exists");
+      } else {
+        errno = error;
+        failure = errno_failure("cannot rename into " + m_dest);
+      }
+      return std::nullopt;
+    }
+  }
+  m_committed = true;
+  if (::fsync(m_dir_fd) != 0) {
+    failure = errno_failure("cannot sync the directory of " + m_dest);
+    return std::nullopt;
+  }
+  record.version += 1;
+  if (token) record.token = std::max(record.token, *token);
+  std::string updated = format_record(record, m_dest);
+  if (::pwrite(record_fd, updated.data(), updated.size(), 0) !=
+          static_cast<ssize_t>(updated.size()) ||
+      ::fdatasync(record_fd) != 0) {
+    failure = errno_failure("cannot write the version record of " + m_dest);
+    return std::nullopt;
+  }
+  return record;
+}
+
+VersionRecord read_version(const RootDir& root, const std::string& path, Failure& failure) {
+  int fd = open_record(root, path, /*create=*/false, failure);
+  if (fd < 0) return {};  // never published (or FAILURE says why not)
+  char text[k_record_header + 1] = {};
+  ssize_t n = ::pread(fd, text, k_record_header, 0);
+  if (n < 0) failure = errno_failure("cannot read the version record of " + path);
+  ::close(fd);
+  return parse_record(text);
+}
+
+int open_published(const RootDir& root, const std::string& path, VersionRecord& record,
+                   std::uint64_t& size, Failure& failure) {
+  // The record is written after the rename: read it before the open and
+  // again after, so the version we report is never newer than the content.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    VersionRecord before = read_version(root, path, failure);
+    if (failure) return -1;
+    std::error_code ec;
+    // O_NONBLOCK: a FIFO planted at PATH must not hang the pool thread.
+    int fd = root.open_beneath(path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, ec);
+    if (fd < 0) {
+      failure = {ec, ec == errc::path_outside_root ? path + " resolves outside the root"
+                                                   : path + ": " + ec.message()};
+      if (ec == std::errc::no_such_file_or_directory)
+        failure = baton_failure(errc::not_found, path + " does not exist");
+      return -1;
+    }
+    struct stat info{};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+      ::close(fd);
+      failure = baton_failure(errc::invalid_path, path + " is not a regular file");
+      return -1;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    VersionRecord after = read_version(root, path, failure);
+    if (failure) {
+      ::close(fd);
+      return -1;
+    }
+    if (after.version == before.version) {
+      record = before;
+      size = static_cast<std::uint64_t>(info.st_size);
+      return fd;
+    }
+    ::close(fd);  // a publish landed meanwhile: look again
+  }
+  failure = baton_failure(errc::io_error, path + " keeps changing; try again");
+  return -1;
+}
+
+bool path_exists(const RootDir& root, const std::string& path, Failure& failure) {
+  std::error_code ec;
+  int fd = root.open_beneath(path, O_PATH, 0, ec);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  if (ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    failure = {ec, ec == errc::path_outside_root ? path + " resolves outside the root"
+                                                : path + ": " + ec.message()};
+  return false;
+}
+
+std::size_t sweep_dead_stages(int dir_fd) {
+  int scan_fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (scan_fd < 0) return 0;
+  DIR* dir = ::fdopendir(scan_fd);
+  if (!dir) {
+    ::close(scan_fd);
+    return 0;
+  }
+  std::size_t removed = 0;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (!name.starts_with(k_stage_prefix)) continue;
+    int fd = ::openat(dir_fd, entry->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;
+    // Its owner holds the lock while alive; the kernel dropped it if not.
+    if (whole_lock(fd, F_WRLCK, false)) {
+      if (::unlinkat(dir_fd, entry->d_name, 0) == 0) ++removed;
+    }
+    ::close(fd);
+  }
+  ::closedir(dir);
+  return removed;
+}
+
+}  // namespace baton::daemon
