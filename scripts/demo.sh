@@ -186,16 +186,19 @@ wait "$job_a" "$job_b"
 
 section "report.txt on the shared volume"
 sed 's/^/    /' "$shared/report.txt"
-say demo "Six whole lines in lock order; the fencing token (BATON_TOKEN) grew by one on every"
-say demo "turn, across both pods: a writer can stamp its output with it, and a stale writer"
-say demo "(one that lost its lock) is recognisable by its smaller token."
+say demo "Six whole lines, in lock order. The fencing token (BATON_TOKEN) grew on every turn,"
+say demo "across both pods (it jumps when the lock moves to another pod: each sidecar reserves"
+say demo "a block of tokens on the volume). A writer can stamp its output with it; a stale"
+say demo "writer (one that lost its lock) is recognisable by its smaller token."
 pause 2
 
 section "part 1b: who holds the lock? and kill -9 of the holder"
+# (A plain command, not through inpod, so that $! is baton's own pid.)
 # shellcheck disable=SC2016 # expanded by sh -c
-inpod pod-b "$baton" run --lock report -- sh -c 'echo $$ >"$0"; exec sleep 600' "$tmp/stuck.pid" \
+BATON_SOCKET=${sock[pod-b]} "$baton" run --lock report -- sh -c 'echo $$ >"$0"; exec sleep 600' "$tmp/stuck.pid" \
     >"$tmp/stuck.out" 2>&1 &
 stuck_run=$!
+disown "$stuck_run" # no "Killed" notice from bash when we kill it below
 bg_pids+=("$stuck_run")
 for _ in $(seq 100); do [[ -s "$tmp/stuck.pid" ]] && break; sleep 0.05; done
 [[ -s "$tmp/stuck.pid" ]] || { echo "demo.sh: pod-b's job did not get the lock" >&2; exit 1; }
@@ -207,7 +210,7 @@ show pod-a status
 pause 1
 
 # shellcheck disable=SC2016 # expanded by sh -c
-inpod pod-a "$baton" run --lock report -- sh -c 'echo "$BATON_TOKEN" >"$0"' "$tmp/late.token" \
+BATON_SOCKET=${sock[pod-a]} "$baton" run --lock report -- sh -c 'echo "$BATON_TOKEN" >"$0"' "$tmp/late.token" \
     >"$tmp/late.out" 2>&1 &
 late_run=$!
 bg_pids+=("$late_run")
@@ -216,7 +219,7 @@ say pod-a "pod-a's next job waits for 'report'; pod-a's sidecar shows it queued:
 show pod-a status
 pause 1
 
-say demo "The pod-b job is killed hard (OOM killer, node drain, kill -9): no cleanup code runs."
+say demo "Now pod-b's job is killed hard (kill -9 $stuck_run, as the OOM killer would): no clean-up code runs."
 t_kill=$EPOCHREALTIME
 kill -KILL "$stuck_run"
 while [[ ! -s "$tmp/late.token" ]]; do

@@ -99,7 +99,7 @@ cleanup() {
     if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
     for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     # The kill-test command, should baton run have failed to stop it.
-    if [[ -n "$holder_cmd" ]] && tr '\0' ' ' <"/proc/$holder_cmd/cmdline" 2>/dev/null | grep -q '^sleep 300'; then
+    if [[ -n "$holder_cmd" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$holder_cmd/cmdline" | grep -q '^sleep 300'; then
         kill -KILL "$holder_cmd"
     fi
     for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
@@ -107,8 +107,7 @@ cleanup() {
     if ((rc != 0)); then
         for node in "${!daemon_pid[@]}"; do
             if ! kill -0 "${daemon_pid[$node]}" 2>/dev/null; then
-                wait "${daemon_pid[$node]}"
-                echo "note: batond on $node had died (exit status $?)" >&2
+                echo "note: batond on $node had died before the clean-up" >&2
             fi
         done
         for f in "$tmp"/batond-*.log; do
