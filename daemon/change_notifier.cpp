@@ -47,6 +47,12 @@ asio::awaitable<void> ChangeNotifier::run() {
   }
 }
 
+void ChangeNotifier::watch(const std::string& dir) {
+  if (!m_inotify.is_open() || m_watched.size() >= 4096 || !m_watched.insert(dir).second) return;
+  ::inotify_add_watch(m_inotify.native_handle(), dir.c_str(),
+                      IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE);
+}
+
 void ChangeNotifier::stop() {
   boost::system::error_code ignored;
   m_inotify.close(ignored);

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -25,6 +26,9 @@ class ChangeNotifier {
   boost::asio::awaitable<void> wait_for_change(
       std::optional<std::chrono::steady_clock::time_point> deadline);
 
+  // Also wakes waiters on changes in DIR (e.g. a queue's new/). Idempotent.
+  void watch(const std::string& dir);
+
   // Starts reading inotify events; call once on the loop.
   boost::asio::awaitable<void> run();
   void stop();
@@ -33,6 +37,7 @@ class ChangeNotifier {
   boost::asio::posix::stream_descriptor m_inotify;
   boost::asio::steady_timer m_changed;  // cancelled to wake every waiter
   std::chrono::milliseconds m_poll_interval;
+  std::set<std::string> m_watched;
 };
 
 }  // namespace baton::daemon

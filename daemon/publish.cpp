@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "baton/error.hpp"
+#include "daemon/ofd.hpp"
 #include "protocol/path_name.hpp"
 
 namespace baton::daemon {
@@ -40,19 +41,6 @@ std::uint64_t fnv1a(std::string_view text) {
     hash *= 1099511628211ull;
   }
   return hash;
-}
-
-bool whole_lock(int fd, short type, bool wait) {
-  struct flock lock{};
-  lock.l_type = type;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = 0;
-  lock.l_len = 1;
-  int rc;
-  do {
-    rc = ::fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &lock);
-  } while (rc != 0 && errno == EINTR);
-  return rc == 0;
 }
 
 VersionRecord parse_record(const char* text) {
@@ -155,7 +143,7 @@ std::unique_ptr<StagedFile> StagedFile::create(const RootDir& root, const std::s
     return nullptr;
   }
   // Alive while locked: a sweeping daemon in another pod leaves it alone.
-  if (!whole_lock(staged->m_fd, F_WRLCK, false)) {
+  if (!ofd_lock(staged->m_fd, F_WRLCK, false)) {
     failure = errno_failure("cannot lock the staging file of " + dest);
     return nullptr;
   }
@@ -182,7 +170,7 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     ~Closer() { ::close(fd); }
   } closer{record_fd};
   // Publishers of one path take turns here; the critical section is short.
-  if (!whole_lock(record_fd, F_WRLCK, true)) {
+  if (!ofd_lock(record_fd, F_WRLCK, true)) {
     failure = errno_failure("cannot lock the version record of " + m_dest);
     return std::nullopt;
   }
@@ -324,7 +312,7 @@ std::size_t sweep_dead_stages(int dir_fd) {
     int fd = ::openat(dir_fd, entry->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
     // Its owner holds the lock while alive; the kernel dropped it if not.
-    if (whole_lock(fd, F_WRLCK, false)) {
+    if (ofd_lock(fd, F_WRLCK, false)) {
       if (::unlinkat(dir_fd, entry->d_name, 0) == 0) ++removed;
     }
     ::close(fd);

@@ -85,7 +85,7 @@ class Daemon final : public SessionHost {
     greeting.pod = options.pod_name;
     greeting.node = options.node_name;
     greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status",
-                             "publish", "read", "wait"};
+                             "publish", "read", "wait", "queue"};
     greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
                        options.max_connections};
     m_greeting = protocol::encode_greeting(greeting);

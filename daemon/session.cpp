@@ -223,6 +223,39 @@ void Session::handle(protocol::Request request) {
     m_stages.erase(it);
     boost::asio::post(m_host.offload().pool_executor(), [staged]() mutable { staged.reset(); });
     send(protocol::encode_ok(id));
+  } else if (auto* begin_item = std::get_if<protocol::EnqueueBeginRequest>(&request.body)) {
+    if (m_items.size() >= m_host.session_limits().max_stages) {
+      send(protocol::encode_error(id, errc::limit_exceeded,
+                                  "at most " + std::to_string(m_host.session_limits().max_stages) +
+                                      " enqueues in progress per connection"));
+      return;
+    }
+    spawn(&Session::handle_enqueue_begin, id, std::move(*begin_item));
+  } else if (auto* commit_item = std::get_if<protocol::EnqueueCommitRequest>(&request.body)) {
+    spawn(&Session::handle_enqueue_commit, id, *commit_item);
+  } else if (auto* abort_item = std::get_if<protocol::EnqueueAbortRequest>(&request.body)) {
+    auto it = m_items.find(abort_item->stage);
+    if (it == m_items.end()) {
+      send(protocol::encode_error(id, errc::not_found,
+                                  "no enqueue " + std::to_string(abort_item->stage) + " in progress"));
+      return;
+    }
+    auto staged = std::shared_ptr<StagedItem>(std::move(it->second));
+    m_items.erase(it);
+    boost::asio::post(m_host.offload().pool_executor(), [staged]() mutable { staged.reset(); });
+    send(protocol::encode_ok(id));
+  } else if (auto* claim = std::get_if<protocol::ClaimRequest>(&request.body)) {
+    if (m_claims.size() >= m_host.session_limits().max_stages) {
+      send(protocol::encode_error(id, errc::limit_exceeded,
+                                  "at most " + std::to_string(m_host.session_limits().max_stages) +
+                                      " claimed items per connection"));
+      return;
+    }
+    spawn(&Session::handle_claim, id, std::move(*claim));
+  } else if (auto* ack = std::get_if<protocol::AckRequest>(&request.body)) {
+    spawn(&Session::finish_claim, id, ack->claim, true);
+  } else if (auto* nack = std::get_if<protocol::NackRequest>(&request.body)) {
+    spawn(&Session::finish_claim, id, nack->claim, false);
   } else if (auto* read = std::get_if<protocol::ReadRequest>(&request.body)) {
     spawn(&Session::handle_read, id, std::move(*read));
   } else if (auto* wait = std::get_if<protocol::WaitRequest>(&request.body)) {
@@ -273,11 +306,11 @@ asio::awaitable<void> Session::handle_status(std::uint64_t id) {
   send(protocol::encode_ok(id, {{"server", m_host.server_status()}, {"locks", list}}));
 }
 
-template <typename Handler, typename Request>
-void Session::spawn(Handler handler, std::uint64_t id, Request request) {
+template <typename Handler, typename... Args>
+void Session::spawn(Handler handler, std::uint64_t id, Args... args) {
   asio::co_spawn(m_socket.get_executor(),
-                 [self = shared_from_this(), handler, id, request = std::move(request)]() mutable {
-                   return ((*self).*handler)(id, std::move(request));
+                 [self = shared_from_this(), handler, id, args...]() mutable {
+                   return ((*self).*handler)(id, std::move(args)...);
                  },
                  log_failure("request"));
 }
@@ -395,14 +428,133 @@ asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitReque
   }
 }
 
-// Staging files of publishes the client never finished: removed off the
-// loop, so nothing of them stays visible.
+asio::awaitable<void> Session::handle_enqueue_begin(std::uint64_t id,
+                                                    protocol::EnqueueBeginRequest request) {
+  Failure failure;
+  int writer = -1;
+  const RootDir& root = m_host.root();
+  std::uint64_t instance = m_host.instance_id();
+  std::unique_ptr<StagedItem> item = co_await m_host.offload().slow([&] {
+    std::shared_ptr<Spool> spool = Spool::open(root, request.queue, /*create=*/true, failure);
+    std::unique_ptr<StagedItem> created;
+    if (spool) created = StagedItem::create(spool, instance, failure);
+    if (created) writer = created->writer_fd(failure);
+    if (writer < 0) created.reset();
+    return created;
+  });
+  if (!item) {
+    send_error(id, failure);
+    co_return;
+  }
+  std::uint64_t stage = m_next_stage++;
+  m_items.emplace(stage, std::move(item));
+  send(protocol::encode_ok(id, {{"stage", stage}, {"queue", request.queue}, {"fd", true}}), writer);
+}
+
+asio::awaitable<void> Session::handle_enqueue_commit(std::uint64_t id,
+                                                     protocol::EnqueueCommitRequest request) {
+  auto it = m_items.find(request.stage);
+  if (it == m_items.end()) {
+    send(protocol::encode_error(id, errc::not_found,
+                                "no enqueue " + std::to_string(request.stage) + " in progress"));
+    co_return;
+  }
+  std::shared_ptr<StagedItem> item(std::move(it->second));
+  m_items.erase(it);
+  Failure failure;
+  std::optional<std::string> item_id = co_await m_host.offload().slow([&] {
+    auto result = item->commit(failure);
+    item.reset();
+    return result;
+  });
+  if (!item_id) {
+    send_error(id, failure);
+    co_return;
+  }
+  send(protocol::encode_ok(id, {{"item", *item_id}}));
+}
+
+asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimRequest request) {
+  using Clock = std::chrono::steady_clock;
+  std::optional<Clock::time_point> deadline;
+  if (request.timeout) deadline = Clock::now() + *request.timeout;
+  const RootDir& root = m_host.root();
+  std::shared_ptr<Spool> spool;
+  for (;;) {
+    Failure failure;
+    int reader = -1;
+    std::unique_ptr<ClaimedItem> item = co_await m_host.offload().slow([&] {
+      if (!spool) spool = Spool::open(root, request.queue, /*create=*/true, failure);
+      std::unique_ptr<ClaimedItem> claimed;
+      if (spool) claimed = claim_next(spool, failure);
+      if (claimed) reader = claimed->reader_fd(failure);
+      if (claimed && reader < 0) claimed.reset();  // returns it to new/
+      return claimed;
+    });
+    if (failure) {
+      send_error(id, failure);
+      co_return;
+    }
+    if (item) {
+      if (m_closing) {
+        ::close(reader);
+        co_await m_host.offload().slow([&] {
+          item.reset();  // nobody to process it: back to new/
+          return 0;
+        });
+        co_return;
+      }
+      std::uint64_t claim = m_next_stage++;
+      std::string item_id = item->id();
+      m_claims.emplace(claim, std::move(item));
+      spdlog::debug("claim {}/{} by {}", request.queue, item_id, m_client.describe());
+      send(protocol::encode_ok(id, {{"claim", claim}, {"item", item_id}, {"fd", true}}), reader);
+      co_return;
+    }
+    if (m_closing) co_return;
+    if (deadline && Clock::now() >= *deadline) {
+      send(protocol::encode_error(id, errc::timed_out,
+                                  "no item in queue " + request.queue + " within the timeout"));
+      co_return;
+    }
+    m_host.changes().watch(m_host.root().path() + "/" + request.queue + "/new");
+    co_await m_host.changes().wait_for_change(deadline);
+  }
+}
+
+asio::awaitable<void> Session::finish_claim(std::uint64_t id, std::uint64_t claim, bool ack) {
+  auto it = m_claims.find(claim);
+  if (it == m_claims.end()) {
+    send(protocol::encode_error(id, errc::not_found,
+                                "no claimed item " + std::to_string(claim) + " on this connection"));
+    co_return;
+  }
+  std::shared_ptr<ClaimedItem> item(std::move(it->second));
+  m_claims.erase(it);
+  Failure failure;
+  bool done = co_await m_host.offload().slow([&] {
+    bool ok = ack ? item->ack(failure) : item->nack(failure);
+    item.reset();
+    return ok;
+  });
+  if (!done) {
+    send_error(id, failure);
+    co_return;
+  }
+  send(protocol::encode_ok(id));
+}
+
+// Publishes and enqueues the client never finished leave no trace, and the
+// items it claimed go back to their queues; all of it off the loop.
 asio::awaitable<void> Session::discard_stages() {
-  if (m_stages.empty()) co_return;
+  if (m_stages.empty() && m_items.empty() && m_claims.empty()) co_return;
   auto stages = std::move(m_stages);
-  m_stages.clear();
+  auto items = std::move(m_items);
+  auto claims = std::move(m_claims);
   co_await m_host.offload().slow([&] {
     stages.clear();
+    items.clear();
+    claims.clear();
     return 0;
   });
 }

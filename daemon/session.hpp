@@ -20,6 +20,7 @@
 #include "daemon/offload.hpp"
 #include "daemon/publish.hpp"
 #include "daemon/root_dir.hpp"
+#include "daemon/spool.hpp"
 #include "protocol/messages.hpp"
 
 namespace baton::daemon {
@@ -78,9 +79,15 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
                                                      protocol::PublishCommitRequest request);
   boost::asio::awaitable<void> handle_read(std::uint64_t id, protocol::ReadRequest request);
   boost::asio::awaitable<void> handle_wait(std::uint64_t id, protocol::WaitRequest request);
+  boost::asio::awaitable<void> handle_enqueue_begin(std::uint64_t id,
+                                                    protocol::EnqueueBeginRequest request);
+  boost::asio::awaitable<void> handle_enqueue_commit(std::uint64_t id,
+                                                     protocol::EnqueueCommitRequest request);
+  boost::asio::awaitable<void> handle_claim(std::uint64_t id, protocol::ClaimRequest request);
+  boost::asio::awaitable<void> finish_claim(std::uint64_t id, std::uint64_t claim, bool ack);
   boost::asio::awaitable<void> discard_stages();
-  template <typename Handler, typename Request>
-  void spawn(Handler handler, std::uint64_t id, Request request);
+  template <typename Handler, typename... Args>
+  void spawn(Handler handler, std::uint64_t id, Args... args);
   void send_error(std::uint64_t id, const Failure& failure);
   // Queues LINE; FD (owned, may be -1) travels with it as SCM_RIGHTS.
   void send(std::string line, int fd = -1);
@@ -103,7 +110,9 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   std::set<std::string, std::less<>> m_names;  // held or requested here
   std::set<std::string, std::less<>> m_lost;   // lost, not yet unlocked
   std::map<std::uint64_t, std::unique_ptr<StagedFile>> m_stages;
-  std::uint64_t m_next_stage = 1;
+  std::map<std::uint64_t, std::unique_ptr<StagedItem>> m_items;
+  std::map<std::uint64_t, std::unique_ptr<ClaimedItem>> m_claims;
+  std::uint64_t m_next_stage = 1;  // ids of stages, items and claims alike
 };
 
 }  // namespace baton::daemon

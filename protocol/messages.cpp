@@ -75,6 +75,25 @@ bool read_optional_u64(const json& object, const char* field,
   return true;
 }
 
+bool read_required_u64(const json& object, const char* field,
+                       std::optional<std::uint64_t>& out, DecodeError& error) {
+  if (!read_optional_u64(object, field, out, error)) return false;
+  if (out) return true;
+  error.code = errc::invalid_argument;
+  error.message = std::string("'") + field + "' is required";
+  return false;
+}
+
+bool read_queue(const json& object, std::string& queue, DecodeError& error) {
+  if (!read_string(object, "queue", queue, error)) return false;
+  if (std::string why = check_relative_path(queue); !why.empty()) {
+    error.code = errc::invalid_path;
+    error.message = "queue " + why;
+    return false;
+  }
+  return true;
+}
+
 bool read_optional_timeout(const json& object, std::optional<std::chrono::milliseconds>& out,
                            DecodeError& error) {
   std::optional<std::uint64_t> ms;
@@ -171,21 +190,37 @@ std::variant<Request, DecodeError> decode_request(std::string_view line) {
       begin.no_replace = it->get<bool>();
     }
     request.body = std::move(begin);
-  } else if (op == "publish_commit" || op == "publish_abort") {
+  } else if (op == "publish_commit" || op == "publish_abort" || op == "enqueue_commit" ||
+             op == "enqueue_abort") {
     std::optional<std::uint64_t> stage;
-    if (!read_optional_u64(*object, "stage", stage, error)) return error;
-    if (!stage) {
-      error.code = errc::invalid_argument;
-      error.message = "'stage' is required";
-      return error;
-    }
+    if (!read_required_u64(*object, "stage", stage, error)) return error;
     if (op == "publish_abort") {
       request.body = PublishAbortRequest{*stage};
+    } else if (op == "enqueue_commit") {
+      request.body = EnqueueCommitRequest{*stage};
+    } else if (op == "enqueue_abort") {
+      request.body = EnqueueAbortRequest{*stage};
     } else {
       PublishCommitRequest commit{*stage, std::nullopt};
       if (!read_optional_u64(*object, "token", commit.token, error)) return error;
       request.body = commit;
     }
+  } else if (op == "ack" || op == "nack") {
+    std::optional<std::uint64_t> claim;
+    if (!read_required_u64(*object, "claim", claim, error)) return error;
+    if (op == "ack")
+      request.body = AckRequest{*claim};
+    else
+      request.body = NackRequest{*claim};
+  } else if (op == "enqueue_begin") {
+    EnqueueBeginRequest begin;
+    if (!read_queue(*object, begin.queue, error)) return error;
+    request.body = std::move(begin);
+  } else if (op == "claim") {
+    ClaimRequest claim;
+    if (!read_queue(*object, claim.queue, error)) return error;
+    if (!read_optional_timeout(*object, claim.timeout, error)) return error;
+    request.body = std::move(claim);
   } else if (op == "read") {
     ReadRequest read;
     if (!read_path(*object, read.path, error)) return error;
@@ -236,6 +271,25 @@ std::string encode_request(const Request& request) {
         } else if constexpr (std::is_same_v<T, ReadRequest>) {
           object["op"] = "read";
           object["path"] = body.path;
+        } else if constexpr (std::is_same_v<T, EnqueueBeginRequest>) {
+          object["op"] = "enqueue_begin";
+          object["queue"] = body.queue;
+        } else if constexpr (std::is_same_v<T, EnqueueCommitRequest>) {
+          object["op"] = "enqueue_commit";
+          object["stage"] = body.stage;
+        } else if constexpr (std::is_same_v<T, EnqueueAbortRequest>) {
+          object["op"] = "enqueue_abort";
+          object["stage"] = body.stage;
+        } else if constexpr (std::is_same_v<T, ClaimRequest>) {
+          object["op"] = "claim";
+          object["queue"] = body.queue;
+          if (body.timeout) object["timeout_ms"] = body.timeout->count();
+        } else if constexpr (std::is_same_v<T, AckRequest>) {
+          object["op"] = "ack";
+          object["claim"] = body.claim;
+        } else if constexpr (std::is_same_v<T, NackRequest>) {
+          object["op"] = "nack";
+          object["claim"] = body.claim;
         } else if constexpr (std::is_same_v<T, WaitRequest>) {
           object["op"] = "wait";
           object["path"] = body.path;

@@ -68,9 +68,30 @@ struct WaitRequest {
   std::optional<std::uint64_t> newer_than;
   std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
 };
+struct EnqueueBeginRequest {
+  std::string queue;
+};
+struct EnqueueCommitRequest {
+  std::uint64_t stage = 0;
+};
+struct EnqueueAbortRequest {
+  std::uint64_t stage = 0;
+};
+struct ClaimRequest {
+  std::string queue;
+  std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
+};
+struct AckRequest {
+  std::uint64_t claim = 0;
+};
+struct NackRequest {
+  std::uint64_t claim = 0;
+};
 using RequestBody =
     std::variant<PingRequest, StatusRequest, LockRequest, UnlockRequest, PublishBeginRequest,
-                 PublishCommitRequest, PublishAbortRequest, ReadRequest, WaitRequest>;
+                 PublishCommitRequest, PublishAbortRequest, ReadRequest, WaitRequest,
+                 EnqueueBeginRequest, EnqueueCommitRequest, EnqueueAbortRequest, ClaimRequest,
+                 AckRequest, NackRequest>;
 
 struct Request {
   std::uint64_t id = 0;
