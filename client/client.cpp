@@ -212,6 +212,59 @@ std::uint64_t Client::wait(std::string_view path, const WaitOptions& options,
   return reply->value("version", std::uint64_t{0});
 }
 
+PendingItem Client::enqueue(std::string_view queue) {
+  std::error_code ec;
+  PendingItem item = enqueue(queue, ec);
+  throw_if(ec, "baton: enqueue");
+  return item;
+}
+
+PendingItem Client::enqueue(std::string_view queue, std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return {};
+  }
+  auto deadline = Clock::now() + m_connection->options().request_timeout;
+  auto reply = m_connection->call(protocol::EnqueueBeginRequest{std::string(queue)}, deadline, ec);
+  if (!reply) return {};
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
+  int fd = m_connection->take_fd();
+  if (fd < 0) {
+    ec = make_error_code(errc::protocol_error);
+    return {};
+  }
+  return PendingItem(m_connection, reply->value("stage", std::uint64_t{0}), fd);
+}
+
+QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milliseconds> timeout) {
+  std::error_code ec;
+  QueueItem item = claim(queue, timeout, ec);
+  throw_if(ec, "baton: claim");
+  return item;
+}
+
+QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milliseconds> timeout,
+                        std::error_code& ec) {
+  ec.clear();
+  if (!m_connection) {
+    ec = not_connected();
+    return {};
+  }
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + *timeout + m_connection->options().request_timeout;
+  auto reply = m_connection->call(protocol::ClaimRequest{std::string(queue), timeout}, deadline, ec);
+  if (!reply) return {};
+  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
+  int fd = m_connection->take_fd();
+  if (fd < 0) {
+    ec = make_error_code(errc::protocol_error);
+    return {};
+  }
+  return QueueItem(m_connection, reply->value("claim", std::uint64_t{0}),
+                   reply->value("item", std::string()), fd);
+}
+
 void Client::ping() {
   std::error_code ec;
   ping(ec);

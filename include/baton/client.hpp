@@ -18,6 +18,7 @@
 #include "baton/error.hpp"
 #include "baton/lock.hpp"
 #include "baton/publish.hpp"
+#include "baton/queue.hpp"
 #include "baton/status.hpp"
 
 namespace baton {
@@ -92,6 +93,18 @@ class Client {
   std::uint64_t wait(std::string_view path, const WaitOptions& options = {});
   std::uint64_t wait(std::string_view path, const WaitOptions& options,
                      std::error_code& ec);
+
+  // Starts an item for QUEUE (a directory under the root, created on
+  // first use). Errors: invalid_path, path_outside_root, io_error.
+  PendingItem enqueue(std::string_view queue);
+  PendingItem enqueue(std::string_view queue, std::error_code& ec);
+
+  // Claims the oldest item of QUEUE, waiting up to TIMEOUT (nullopt: until
+  // one comes; zero: no wait). Errors: timed_out, invalid_path, io_error.
+  QueueItem claim(std::string_view queue,
+                  std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  QueueItem claim(std::string_view queue, std::optional<std::chrono::milliseconds> timeout,
+                  std::error_code& ec);
 
   // Round trip to the daemon. Blocks for at most request_timeout.
   void ping();
