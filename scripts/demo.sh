@@ -122,6 +122,7 @@ inpod() {
 }
 
 section "two pods share one volume"
+t_start=$EPOCHREALTIME # the clock of the narration starts now, after the build
 mkdir -p "$shared" "$tmp/pod-a/run" "$tmp/pod-b/run"
 say demo "The shared volume (ReadWriteMany in a cluster) is $shared"
 for pod in pod-a pod-b; do
