@@ -58,14 +58,20 @@ bool move_item(int fd, int from_dir, int to_dir, const std::string& name) {
   return errno == ENOENT && same_file(fd, to_dir, name);
 }
 
-// Returns items in cur/ whose consumer died (nobody holds their lock).
-void recover_abandoned(const Spool& spool, int cur, int fresh) {
+// Returns items in cur/ whose consumer died (nobody holds their lock), and
+// removes half-written items in tmp/ whose daemon died.
+void recover_abandoned(int tmp, int cur, int fresh) {
   for (const std::string& name : list_items(cur)) {
     int fd = ::openat(cur, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
     if (ofd_lock(fd, F_WRLCK, false)) move_item(fd, cur, fresh, name);
     ::close(fd);
-    (void)spool;
+  }
+  for (const std::string& name : list_items(tmp)) {
+    int fd = ::openat(tmp, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;
+    if (ofd_lock(fd, F_WRLCK, false)) ::unlinkat(tmp, name.c_str(), 0);
+    ::close(fd);
   }
 }
 
@@ -128,6 +134,12 @@ std::unique_ptr<StagedItem> StagedItem::create(std::shared_ptr<Spool> spool,
     failure = errno_failure("queue " + item->m_spool->m_path + ": cannot create an item");
     return nullptr;
   }
+  // Locked while being written, so a sweep can tell it from the leftovers
+  // of a daemon that died mid-enqueue.
+  if (!ofd_lock(item->m_fd, F_WRLCK, false)) {
+    failure = errno_failure("queue " + item->m_spool->m_path + ": cannot lock an item");
+    return nullptr;
+  }
   return item;
 }
 
@@ -163,7 +175,7 @@ std::optional<std::string> StagedItem::commit(Failure& failure) {
 }
 
 std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool, Failure& failure) {
-  recover_abandoned(*spool, spool->m_cur, spool->m_new);
+  recover_abandoned(spool->m_tmp, spool->m_cur, spool->m_new);
   for (const std::string& name : list_items(spool->m_new)) {
     int fd = ::openat(spool->m_new, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;  // taken meanwhile
