@@ -59,7 +59,8 @@ bool move_item(int fd, int from_dir, int to_dir, const std::string& name) {
 }
 
 // Returns items in cur/ whose consumer died (nobody holds their lock), and
-// removes half-written items in tmp/ whose daemon died.
+// removes half-written items in tmp/ whose daemon died (unlocked, and older
+// than a minute).
 void recover_abandoned(int tmp, int cur, int fresh) {
   for (const std::string& name : list_items(cur)) {
     int fd = ::openat(cur, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -70,7 +71,10 @@ void recover_abandoned(int tmp, int cur, int fresh) {
   for (const std::string& name : list_items(tmp)) {
     int fd = ::openat(tmp, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
-    if (ofd_lock(fd, F_WRLCK, false)) ::unlinkat(tmp, name.c_str(), 0);
+    // The age test closes the gap between an enqueue's create and its lock.
+    struct stat info{};
+    bool stale = ::fstat(fd, &info) == 0 && ::time(nullptr) - info.st_mtime > 60;
+    if (stale && ofd_lock(fd, F_WRLCK, false)) ::unlinkat(tmp, name.c_str(), 0);
     ::close(fd);
   }
 }
