@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "baton/error.hpp"
 #include "daemon/ofd.hpp"
@@ -23,6 +24,7 @@ namespace baton::daemon {
 namespace {
 
 constexpr std::string_view k_stage_prefix = ".baton-stage.";
+constexpr std::string_view k_fresh_prefix = ".baton-new.";
 constexpr std::size_t k_record_header = 64;
 constexpr auto k_sweep_period = std::chrono::seconds(60);
 
@@ -135,16 +137,23 @@ std::unique_ptr<StagedFile> StagedFile::create(const RootDir& root, const std::s
   sweep_if_due(staged->m_dir_fd);
   char unique[64];
   std::snprintf(unique, sizeof unique, "%016" PRIx64 ".%" PRIu64 ".", instance, ++counter);
-  staged->m_stage_name = std::string(k_stage_prefix) + unique + staged->m_leaf.substr(0, 120);
-  staged->m_fd = ::openat(staged->m_dir_fd, staged->m_stage_name.c_str(),
+  const std::string suffix = unique + staged->m_leaf.substr(0, 120);
+  // Created under a name sweeps ignore, locked, and only then given the
+  // staging name: a sweep never sees a live staging file unlocked.
+  const std::string fresh = std::string(k_fresh_prefix) + suffix;
+  staged->m_stage_name = std::string(k_stage_prefix) + suffix;
+  staged->m_fd = ::openat(staged->m_dir_fd, fresh.c_str(),
                           O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (staged->m_fd < 0) {
     failure = errno_failure("cannot create a staging file beside " + dest);
     return nullptr;
   }
-  // Alive while locked: a sweeping daemon in another pod leaves it alone.
-  if (!ofd_lock(staged->m_fd, F_WRLCK, false)) {
-    failure = errno_failure("cannot lock the staging file of " + dest);
+  if (!ofd_lock(staged->m_fd, F_WRLCK, false) ||
+      ::renameat(staged->m_dir_fd, fresh.c_str(), staged->m_dir_fd,
+                 staged->m_stage_name.c_str()) != 0) {
+    failure = errno_failure("cannot prepare the staging file of " + dest);
+    ::unlinkat(staged->m_dir_fd, fresh.c_str(), 0);
+    ::close(std::exchange(staged->m_fd, -1));
     return nullptr;
   }
   return staged;
@@ -308,11 +317,16 @@ std::size_t sweep_dead_stages(int dir_fd) {
   std::size_t removed = 0;
   while (dirent* entry = ::readdir(dir)) {
     std::string_view name = entry->d_name;
-    if (!name.starts_with(k_stage_prefix)) continue;
+    bool staging = name.starts_with(k_stage_prefix);
+    if (!staging && !name.starts_with(k_fresh_prefix)) continue;
     int fd = ::openat(dir_fd, entry->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
     // Its owner holds the lock while alive; the kernel dropped it if not.
-    if (ofd_lock(fd, F_WRLCK, false)) {
+    // A fresh file is locked only a moment after its creation: judge it
+    // only when old (its daemon died between the two calls).
+    struct stat info{};
+    bool judge = staging || (::fstat(fd, &info) == 0 && ::time(nullptr) - info.st_mtime > 60);
+    if (judge && ofd_lock(fd, F_WRLCK, false)) {
       if (::unlinkat(dir_fd, entry->d_name, 0) == 0) ++removed;
     }
     ::close(fd);
