@@ -136,7 +136,7 @@ class Daemon final : public SessionHost {
             {"uptime_ms", uptime.count()},
             {"sessions", m_sessions.size()}};
   }
-  void session_used_locks() override { m_had_lock_clients = true; }
+  void session_did_work() override { m_had_workers = true; }
 
  private:
   template <typename Awaitable>
@@ -209,10 +209,10 @@ class Daemon final : public SessionHost {
   }
 
   void session_ended(const Session& session) {
-    if (!m_options.exit_when_idle || m_stopping || !m_had_lock_clients) return;
+    if (!m_options.exit_when_idle || m_stopping || !m_had_workers) return;
     (void)session;
     bool any_left = std::any_of(m_sessions.begin(), m_sessions.end(),
-                                [](const auto& s) { return s->used_locks(); });
+                                [](const auto& s) { return s->did_work(); });
     if (!any_left) {
       spdlog::info("last client gone, exiting (--exit-when-idle)");
       begin_shutdown();
@@ -274,7 +274,7 @@ class Daemon final : public SessionHost {
   std::set<std::shared_ptr<Session>> m_sessions;
   std::chrono::steady_clock::time_point m_started;
   bool m_stopping = false;
-  bool m_had_lock_clients = false;
+  bool m_had_workers = false;
 };
 
 }  // namespace

@@ -169,6 +169,13 @@ void Session::close_after_flush() {
 
 void Session::handle(protocol::Request request) {
   const std::uint64_t id = request.id;
+  // Probes (ping, status) do not make a client: --exit-when-idle waits for
+  // the clients that do real work.
+  if (!m_did_work && !std::holds_alternative<protocol::PingRequest>(request.body) &&
+      !std::holds_alternative<protocol::StatusRequest>(request.body)) {
+    m_did_work = true;
+    m_host.session_did_work();
+  }
   if (std::holds_alternative<protocol::PingRequest>(request.body)) {
     send(protocol::encode_ok(id));
   } else if (std::holds_alternative<protocol::StatusRequest>(request.body)) {
@@ -176,10 +183,6 @@ void Session::handle(protocol::Request request) {
                    [self = shared_from_this(), id] { return self->handle_status(id); },
                    log_failure("status"));
   } else if (auto* lock = std::get_if<protocol::LockRequest>(&request.body)) {
-    if (!m_used_locks) {
-      m_used_locks = true;
-      m_host.session_used_locks();
-    }
     if (m_names.contains(lock->name)) {
       send(protocol::encode_error(id, errc::already_held,
                                   "lock '" + lock->name + "' is already held or requested "

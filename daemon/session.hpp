@@ -43,8 +43,8 @@ class SessionHost {
   virtual const SessionLimits& session_limits() const = 0;
   virtual const std::string& greeting() const = 0;
   virtual nlohmann::json server_status() const = 0;
-  // The session asked for a lock for the first time (not just ping/status).
-  virtual void session_used_locks() = 0;
+  // The session made its first real request (not just ping or status).
+  virtual void session_did_work() = 0;
 
  protected:
   ~SessionHost() = default;
@@ -61,7 +61,7 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
 
   // Sends what is queued, then closes (shutdown, refused clients).
   void close_after_flush();
-  bool used_locks() const noexcept { return m_used_locks; }
+  bool did_work() const noexcept { return m_did_work; }
 
   const ClientInfo& client_info() const override { return m_client; }
   void lock_lost(const std::string& name, std::uint64_t token,
@@ -106,7 +106,7 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   std::size_t m_outbox_bytes = 0;
   boost::asio::steady_timer m_outbox_ready;
   bool m_closing = false;    // no more reading; writer flushes, then closes
-  bool m_used_locks = false;
+  bool m_did_work = false;
   std::set<std::string, std::less<>> m_names;  // held or requested here
   std::set<std::string, std::less<>> m_lost;   // lost, not yet unlocked
   std::map<std::uint64_t, std::unique_ptr<StagedFile>> m_stages;
