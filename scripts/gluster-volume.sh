@@ -74,7 +74,7 @@ take_lock() {
             continue
         fi
         if ((waited == 0)); then log "waiting for the volume of ${owner:-another user} to go down"; fi
-        if ((waited >= wait_s)); then die "another private gluster volume (${owner:-?}) is still up after ${wait_s}s"; fi
+        if ((waited >= wait_s)); then die "another private gluster volume (${owner:-?}) is still up after ${wait_s}s; if it is a leftover: $0 down ${owner:-DIR}"; fi
         sleep 1
         waited=$((waited + 1))
     done
@@ -114,7 +114,7 @@ cmd_up() {
     fi
 
     host=$(hostname -I 2>/dev/null | awk '{print $1}')
-    [[ -n "$host" ]] || { die "no non-loopback address (hostname -I is empty): glusterd refuses loopback bricks"; }
+    [[ -n "$host" ]] || die "no non-loopback address (hostname -I is empty): glusterd refuses loopback bricks"
     vol="baton$$"
     mkdir -p "$STATE/wd" "$STATE/brick"
     printf '%s\n' "$host" >"$STATE/host"
@@ -122,7 +122,7 @@ cmd_up() {
 
     sed -e "s#^\([[:space:]]*option working-directory\).*#\1 $STATE/wd\n    option glusterd-sockfile $STATE/glusterd.socket#" \
         /etc/glusterfs/glusterd.vol >"$STATE/glusterd.vol"
-    grep -q "working-directory $STATE/wd" "$STATE/glusterd.vol" || { die "could not edit glusterd.vol"; }
+    grep -q "working-directory $STATE/wd" "$STATE/glusterd.vol" || die "could not edit glusterd.vol"
 
     log "starting glusterd (state in $STATE)"
     glusterd -f "$STATE/glusterd.vol" -p "$STATE/glusterd.pid" -l "$STATE/glusterd.log" \
@@ -131,7 +131,7 @@ cmd_up() {
         if gcli volume list >/dev/null 2>&1; then break; fi
         sleep 0.1
     done
-    gcli volume list >/dev/null 2>&1 || { die "glusterd did not come up; see $STATE/glusterd.log"; }
+    gcli volume list >/dev/null 2>&1 || die "glusterd did not come up; see $STATE/glusterd.log"
 
     log "creating volume $vol on $host:$STATE/brick"
     gcli volume create "$vol" "$host:$STATE/brick" force >&2
@@ -167,7 +167,7 @@ cmd_up() {
             if mountpoint -q "$mnt" && touch "$mnt/.gluster-volume-probe" 2>/dev/null; then ok=1; break; fi
             sleep 0.1
         done
-        ((ok)) || { die "mount $mnt does not work; see $STATE/client-node$i.log"; }
+        ((ok)) || die "mount $mnt does not work; see $STATE/client-node$i.log"
     done
     rm -f "$DIR/node1/.gluster-volume-probe"
     trap - EXIT
