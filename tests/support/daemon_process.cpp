@@ -76,6 +76,16 @@ std::optional<ExitStatus> DaemonProcess::stop(std::chrono::milliseconds bound) {
   return std::nullopt;
 }
 
+std::string DaemonProcess::stop_expecting_success(std::chrono::milliseconds bound) {
+  std::optional<ExitStatus> status = stop(bound);
+  if (status && status->exited() && status->code() == 0) return {};
+  return "batond (pod " + m_config.pod + ") " +
+         (status ? "ended with " + status->describe()
+                 : "was still running " + std::to_string(bound.count()) +
+                       " ms after SIGTERM and was killed") +
+         "\n" + log();
+}
+
 void DaemonProcess::kill9() {
   if (m_process.started()) m_process.kill_and_wait();
 }

@@ -49,6 +49,8 @@ class DaemonProcess {
   // SIGTERM; SIGKILL if it has not exited after BOUND. The exit status, or
   // nullopt if it had to be killed.
   std::optional<ExitStatus> stop(std::chrono::milliseconds bound = std::chrono::seconds(5));
+  // stop(), expecting exit 0: empty when so, else what happened, with the log.
+  std::string stop_expecting_success(std::chrono::milliseconds bound = std::chrono::seconds(5));
   // SIGKILL and reap: a crash as far as the rest of the world can tell.
   void kill9();
 
