@@ -69,7 +69,7 @@ std::error_code write_all_at(int fd, const std::string& data, off_t offset) {
   return {};
 }
 
-std::string read_at(int fd, std::size_t size, off_t offset, std::error_code& ec) {
+std::string read_fd_at(int fd, std::size_t size, off_t offset, std::error_code& ec) {
   std::string data(size, '\0');
   ssize_t n;
   do {
@@ -110,17 +110,21 @@ std::string format_token_record(const TokenRecord& record) {
 }
 
 std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file,
-                                         std::string path, std::error_code& ec) {
+                                         std::string path, bool uncached_reads,
+                                         std::error_code& ec) {
   // O_NOFOLLOW: a symlink planted in the locks directory must not redirect
   // our writes; the name itself was validated, so no '/' or '..' here.
   int fd = ::openat(dir_fd, file.c_str(),
                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+  if (fd < 0 && uncached_reads && errno == EINVAL)  // no O_DIRECT here
+    fd = ::openat(dir_fd, file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                  0644);
   if (fd < 0) {
     ec = errno_code();
     return nullptr;
   }
   ec.clear();
-  return std::unique_ptr<LockFile>(new LockFile(fd, std::move(path)));
+  return std::unique_ptr<LockFile>(new LockFile(fd, std::move(path), uncached_reads));
 }
 
 LockFile::~LockFile() { ::close(m_fd); }
@@ -151,8 +155,13 @@ bool LockFile::held_elsewhere(std::error_code& ec) {
   return conflicting_lock(m_fd, k_lock_byte, ec);
 }
 
+std::string LockFile::read_at(std::size_t size, off_t offset, std::error_code& ec) const {
+  if (m_uncached_reads) ::posix_fadvise(m_fd, offset, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+  return read_fd_at(m_fd, size, offset, ec);
+}
+
 TokenRecord LockFile::read_tokens(std::error_code& ec) {
-  std::string text = read_at(m_fd, k_token_record_size, 0, ec);
+  std::string text = read_at(k_token_record_size, 0, ec);
   return ec ? TokenRecord{} : parse_token_record(text);
 }
 
@@ -163,7 +172,7 @@ std::error_code LockFile::write_tokens(const TokenRecord& record, bool sync) {
 }
 
 std::string LockFile::read_holder(std::error_code& ec) {
-  std::string text = read_at(m_fd, k_holder_size, k_holder_offset, ec);
+  std::string text = read_at(k_holder_size, k_holder_offset, ec);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\n' ||
                            text.back() == '\0'))
     text.pop_back();
@@ -181,7 +190,7 @@ std::error_code LockFile::verify(int dir_fd, const std::string& file, LockMode h
   // I/O on the descriptor: after an NFSv4 lease expired the client reports
   // the lost lock as EIO on any I/O through this file description.
   std::error_code ec;
-  read_at(m_fd, 1, 0, ec);
+  read_at(1, 0, ec);
   if (ec) return ec;
   struct stat mine{};
   struct stat named{};

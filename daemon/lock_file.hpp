@@ -27,8 +27,12 @@ struct TokenRecord {
 class LockFile {
  public:
   // Opens (creating) FILE in the directory DIR_FD; PATH is for messages.
+  // UNCACHED_READS: drop cached pages before every read, for filesystems
+  // whose client cache does not follow other nodes' writes under a lock
+  // (a GlusterFS FUSE mount keeps serving stale pages; NFS revalidates).
   static std::unique_ptr<LockFile> open(int dir_fd, const std::string& file,
-                                        std::string path, std::error_code& ec);
+                                        std::string path, bool uncached_reads,
+                                        std::error_code& ec);
   ~LockFile();
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
@@ -64,10 +68,13 @@ class LockFile {
   std::error_code verify(int dir_fd, const std::string& file, LockMode held);
 
  private:
-  LockFile(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
+  LockFile(int fd, std::string path, bool uncached_reads)
+      : m_fd(fd), m_path(std::move(path)), m_uncached_reads(uncached_reads) {}
+  std::string read_at(std::size_t size, off_t offset, std::error_code& ec) const;
 
   int m_fd;
   std::string m_path;
+  bool m_uncached_reads;
 };
 
 // Parses the first 64 bytes of a lock file; a blank or foreign record reads

@@ -289,10 +289,11 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
     if (!e.file) {
       std::string path = m_dir_path + "/" + e.file_name;
       int dir = m_dir_fd;
+      const bool uncached = m_config.uncached_reads;
       std::string file_name = e.file_name;
       auto [file, ec] = co_await m_offload.quick([&] {
         std::error_code error;
-        auto opened = LockFile::open(dir, file_name, path, error);
+        auto opened = LockFile::open(dir, file_name, path, uncached, error);
         return std::pair{std::shared_ptr<LockFile>(std::move(opened)), error};
       });
       if (ec) {
@@ -570,6 +571,7 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
   // holder wrote. A directory scan, so off the loop.
   int dir = m_dir_fd;
   std::string dir_path = m_dir_path;
+  const bool uncached = m_config.uncached_reads;
   auto remote = co_await m_offload.slow([&] {
     std::vector<LockStatus> found;
     int scan_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -587,7 +589,7 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
           std::find(local_names.begin(), local_names.end(), name) != local_names.end())
         continue;
       std::error_code ec;
-      auto file = LockFile::open(dir, item->d_name, dir_path + "/" + item->d_name, ec);
+      auto file = LockFile::open(dir, item->d_name, dir_path + "/" + item->d_name, uncached, ec);
       if (!file || !file->held_elsewhere(ec) || ec) continue;
       LockStatus lock;
       lock.name = name;

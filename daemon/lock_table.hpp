@@ -56,6 +56,7 @@ struct LockTableConfig {
   std::uint64_t instance_id = 1;   // this daemon's run: never 0
   unsigned max_local_handovers = 8;  // while another pod waits
   std::size_t max_idle_files = 256;  // lock files kept open when unused
+  bool uncached_reads = false;       // see LockFile::open
 };
 
 struct Acquired {

@@ -67,6 +67,17 @@ std::string format_record(const VersionRecord& record, const std::string& path) 
   return text;
 }
 
+// Reads the start of a version record past the page cache: a GlusterFS FUSE
+// mount keeps serving pages another node has rewritten, even under a lock.
+ssize_t uncached_pread(int fd, char* buffer, std::size_t size) {
+  ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+  ssize_t n;
+  do {
+    n = ::pread(fd, buffer, size, 0);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // The record file of PATH: .baton/versions/<hash>.v, holding the path so a
 // hash collision is noticed (and moved to the next slot).
 int open_record(const RootDir& root, const std::string& path, bool create, Failure& failure) {
@@ -82,7 +93,7 @@ int open_record(const RootDir& root, const std::string& path, bool create, Failu
       return -1;
     }
     char text[k_record_header + protocol::k_max_path + 2] = {};
-    ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+    ssize_t n = uncached_pread(fd, text, sizeof text - 1);
     std::string_view stored = n > static_cast<ssize_t>(k_record_header)
                                   ? std::string_view(text + k_record_header,
                                                      static_cast<std::size_t>(n) - k_record_header)
@@ -184,7 +195,7 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     return std::nullopt;
   }
   char text[k_record_header + 1] = {};
-  if (::pread(record_fd, text, k_record_header, 0) < 0) {
+  if (uncached_pread(record_fd, text, k_record_header) < 0) {
     failure = errno_failure("cannot read the version record of " + m_dest);
     return std::nullopt;
   }
@@ -247,7 +258,7 @@ VersionRecord read_version(const RootDir& root, const std::string& path, Failure
   int fd = open_record(root, path, /*create=*/false, failure);
   if (fd < 0) return {};  // never published (or FAILURE says why not)
   char text[k_record_header + 1] = {};
-  ssize_t n = ::pread(fd, text, k_record_header, 0);
+  ssize_t n = uncached_pread(fd, text, k_record_header);
   if (n < 0) failure = errno_failure("cannot read the version record of " + path);
   ::close(fd);
   return parse_record(text);

@@ -71,7 +71,7 @@ class Daemon final : public SessionHost {
         m_offload(4, local_fs),
         m_locks(m_io.get_executor(), locks_dir_fd, options.root + "/.baton/locks", m_offload,
                 LockTableConfig{options.pod_name, options.node_name, m_instance,
-                                options.max_local_handovers, 256}),
+                                options.max_local_handovers, 256, !local_fs}),
         m_changes(m_io.get_executor(), options.root + "/" + k_versions_dir,
                   options.poll_interval),
         m_acceptor(m_io),
