@@ -63,13 +63,16 @@ bool increment(int fd) {
   // Widen the window between read and write, as a real job's work would.
   volatile unsigned sink = 0;
   for (unsigned i = 0; i < 20000; ++i) sink = sink + i;
-  std::snprintf(text, sizeof text, "%0*llu", static_cast<int>(k_counter_width), value + 1);
-  return ::pwrite(fd, text, k_counter_width, 0) == static_cast<ssize_t>(k_counter_width);
+  std::snprintf(text, sizeof text, "%0*llu", static_cast<int>(k_counter_width),
+                value + 1);
+  return ::pwrite(fd, text, k_counter_width, 0) ==
+         static_cast<ssize_t>(k_counter_width);
 }
 
 bool wait_for_file(const char* path) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  struct stat info{};
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  struct stat info {};
   while (::stat(path, &info) != 0) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -81,9 +84,10 @@ bool wait_for_file(const char* path) {
 
 int main(int argc, char** argv) {
   if (argc != 8 && argc != 9) {
-    std::fprintf(stderr,
-                 "usage: history_worker SOCKET LOCK ITERATIONS LOG WORKER MODE COUNTER "
-                 "[GO_FILE]\n");
+    std::fprintf(
+        stderr,
+        "usage: history_worker SOCKET LOCK ITERATIONS LOG WORKER MODE COUNTER "
+        "[GO_FILE]\n");
     return k_exit_usage;
   }
   const std::string socket = argv[1];
@@ -96,14 +100,18 @@ int main(int argc, char** argv) {
   const char* go_file = argc == 9 ? argv[8] : nullptr;
   const bool locked = mode != "unlocked";
   if (iterations <= 0 || (mode != "count" && mode != "for-ms" && locked)) {
-    std::fprintf(stderr, "history_worker: bad ITERATIONS or MODE (count|for-ms|unlocked)\n");
+    std::fprintf(
+        stderr,
+        "history_worker: bad ITERATIONS or MODE (count|for-ms|unlocked)\n");
     return k_exit_usage;
   }
 
-  int log_fd = ::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int log_fd =
+      ::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int counter_fd = ::open(counter_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd < 0 || counter_fd < 0) {
-    std::fprintf(stderr, "history_worker %s: open: %s\n", worker.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "history_worker %s: open: %s\n", worker.c_str(),
+                 std::strerror(errno));
     return k_exit_io;
   }
 
@@ -114,23 +122,28 @@ int main(int argc, char** argv) {
   std::error_code ec;
   client.connect(options, ec);
   if (ec) {
-    std::fprintf(stderr, "history_worker %s: connect %s: %s\n", worker.c_str(), socket.c_str(),
-                 ec.message().c_str());
+    std::fprintf(stderr, "history_worker %s: connect %s: %s\n", worker.c_str(),
+                 socket.c_str(), ec.message().c_str());
     return k_exit_lock;
   }
   if (go_file && !wait_for_file(go_file)) {
-    std::fprintf(stderr, "history_worker %s: %s never appeared\n", worker.c_str(), go_file);
+    std::fprintf(stderr, "history_worker %s: %s never appeared\n",
+                 worker.c_str(), go_file);
     return k_exit_usage;
   }
 
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(iterations);
+  const auto end =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(iterations);
   for (long round = 0;; ++round) {
-    if (mode == "for-ms" ? std::chrono::steady_clock::now() >= end : round >= iterations) break;
+    if (mode == "for-ms" ? std::chrono::steady_clock::now() >= end
+                         : round >= iterations)
+      break;
     baton::Lock lock;
     if (locked) lock = client.lock(lock_name, {}, ec);
     if (ec) {
-      std::fprintf(stderr, "history_worker %s: lock '%s' (round %ld): %s\n", worker.c_str(),
-                   lock_name.c_str(), round, ec.message().c_str());
+      std::fprintf(stderr, "history_worker %s: lock '%s' (round %ld): %s\n",
+                   worker.c_str(), lock_name.c_str(), round,
+                   ec.message().c_str());
       return k_exit_lock;
     }
     const std::string token = std::to_string(locked ? lock.token() : round + 1);
@@ -144,8 +157,9 @@ int main(int argc, char** argv) {
       return k_exit_io;
     }
     if (locked && lock.lost()) {
-      std::fprintf(stderr, "history_worker %s: lock '%s' token %s lost: %s\n", worker.c_str(),
-                   lock_name.c_str(), token.c_str(), lock.lost_reason().message().c_str());
+      std::fprintf(stderr, "history_worker %s: lock '%s' token %s lost: %s\n",
+                   worker.c_str(), lock_name.c_str(), token.c_str(),
+                   lock.lost_reason().message().c_str());
       return k_exit_lock;
     }
     lock.release();

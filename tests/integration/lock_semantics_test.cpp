@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -41,7 +41,7 @@ long long millis_since(Clock::time_point start) {
 }
 
 bool file_exists(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   return ::stat(path.c_str(), &info) == 0;
 }
 
@@ -81,8 +81,9 @@ struct CliResult {
   long long took_ms = 0;
   int code() const { return status ? status->shell_code() : -1; }
   std::string describe() const {
-    return (status ? status->describe() : std::string("still running")) + " after " +
-           std::to_string(took_ms) + " ms; stdout: '" + out + "'; stderr: '" + err + "'";
+    return (status ? status->describe() : std::string("still running")) +
+           " after " + std::to_string(took_ms) + " ms; stdout: '" + out +
+           "'; stderr: '" + err + "'";
   }
 };
 
@@ -95,19 +96,22 @@ class LockService : public ::testing::Test {
       if (!daemon.running()) continue;
       std::optional<ExitStatus> status = daemon.stop();
       EXPECT_TRUE(status && status->exited() && status->code() == 0)
-          << "batond pod " << daemon.pod() << " on SIGTERM at the end of the test: "
-          << (status ? status->describe() : std::string("still running after 5 s"));
+          << "batond pod " << daemon.pod()
+          << " on SIGTERM at the end of the test: "
+          << (status ? status->describe()
+                     : std::string("still running after 5 s"));
     }
     if (!HasFailure()) return;
     for (DaemonProcess& daemon : m_daemons) {
       std::string log = daemon.log();
       if (log.size() > 6000) log = "...\n" + log.substr(log.size() - 6000);
-      std::fprintf(stderr, "---- batond pod %s (%s) log ----\n%s\n", daemon.pod().c_str(),
-                   daemon.socket().c_str(), log.c_str());
+      std::fprintf(stderr, "---- batond pod %s (%s) log ----\n%s\n",
+                   daemon.pod().c_str(), daemon.socket().c_str(), log.c_str());
     }
   }
 
-  DaemonConfig config_for(const std::string& pod, std::vector<std::string> flags = {}) {
+  DaemonConfig config_for(const std::string& pod,
+                          std::vector<std::string> flags = {}) {
     DaemonConfig config;
     config.root = m_root;
     config.socket = m_dir.file(pod + ".sock");
@@ -118,9 +122,12 @@ class LockService : public ::testing::Test {
   }
 
   // Starts a daemon (a pod) on the shared root; throws if it is not ready.
-  DaemonProcess& start_daemon(const std::string& pod, std::vector<std::string> flags = {}) {
-    DaemonProcess& daemon = m_daemons.emplace_back(config_for(pod, std::move(flags)));
-    if (std::string error = daemon.start(); !error.empty()) throw std::runtime_error(error);
+  DaemonProcess& start_daemon(const std::string& pod,
+                              std::vector<std::string> flags = {}) {
+    DaemonProcess& daemon =
+        m_daemons.emplace_back(config_for(pod, std::move(flags)));
+    if (std::string error = daemon.start(); !error.empty())
+      throw std::runtime_error(error);
     return daemon;
   }
 
@@ -151,15 +158,17 @@ class LockService : public ::testing::Test {
     return result;
   }
 
-  // `baton run --lock NAME [OPTIONS] -- sh -c 'echo $$ > MARKER; exec sleep 30'`:
-  // MARKER appears (with the pid of the sleep) once the lock is held.
+  // `baton run --lock NAME [OPTIONS] -- sh -c 'echo $$ > MARKER; exec sleep
+  // 30'`: MARKER appears (with the pid of the sleep) once the lock is held.
   CliRun hold_with_cli(const DaemonProcess& daemon, const std::string& name,
-                       const std::string& marker, std::vector<std::string> options = {},
+                       const std::string& marker,
+                       std::vector<std::string> options = {},
                        const std::string& before = "") {
     std::vector<std::string> args = {"run", "--lock", name};
     args.insert(args.end(), options.begin(), options.end());
     args.insert(args.end(),
-                {"--", "sh", "-c", before + "echo $$ > '" + marker + "'; exec sleep 30"});
+                {"--", "sh", "-c",
+                 before + "echo $$ > '" + marker + "'; exec sleep 30"});
     return start_cli(daemon.socket(), args);
   }
 
@@ -174,7 +183,8 @@ class LockService : public ::testing::Test {
   }
 
   // The local waiters DAEMON reports for NAME (pids of the clients).
-  static std::vector<int> waiters_on(const DaemonProcess& daemon, const std::string& name) {
+  static std::vector<int> waiters_on(const DaemonProcess& daemon,
+                                     const std::string& name) {
     Client client = connect(daemon);
     Status status = client.status();
     for (const LockStatus& lock : status.locks) {
@@ -207,12 +217,19 @@ class LockService : public ::testing::Test {
   }
 
   Process start_worker(const DaemonProcess& daemon, const std::string& lock,
-                       const std::string& worker, const std::string& mode, long amount,
-                       const std::string& log, const std::string& counter,
-                       const std::string& go) {
+                       const std::string& worker, const std::string& mode,
+                       long amount, const std::string& log,
+                       const std::string& counter, const std::string& go) {
     ProcessOptions options;
-    options.argv = {k_history_worker, daemon.socket(), lock, std::to_string(amount), log,
-                    worker, mode, counter, go};
+    options.argv = {k_history_worker,
+                    daemon.socket(),
+                    lock,
+                    std::to_string(amount),
+                    log,
+                    worker,
+                    mode,
+                    counter,
+                    go};
     options.env = clean_environment();
     options.err = Output::file(m_dir.file("worker-" + worker + ".err"));
     return Process::spawn(options);
@@ -241,26 +258,30 @@ TEST_F(LockService, MutualExclusionAcrossPodsHoldsUnderContention) {
   for (std::size_t p = 0; p < pods.size(); ++p)
     for (int w = 0; w < k_workers_per_pod; ++w) {
       std::string id = pods[p] + std::to_string(w);
-      workers.emplace_back(id, start_worker(*daemons[p], "shared/counter", id, "count",
-                                            k_iterations, log, counter, go));
+      workers.emplace_back(
+          id, start_worker(*daemons[p], "shared/counter", id, "count",
+                           k_iterations, log, counter, go));
     }
   auto start = Clock::now();
   touch(go);
   for (auto& [id, worker] : workers) {
     auto status = worker.wait(40s);
     ASSERT_TRUE(status) << "worker " << id << " still running after 40 s";
-    EXPECT_EQ(status->code(), 0) << "worker " << id << ": " << status->describe() << ": "
-                                 << read_text_file(m_dir.file("worker-" + id + ".err"));
+    EXPECT_EQ(status->code(), 0)
+        << "worker " << id << ": " << status->describe() << ": "
+        << read_text_file(m_dir.file("worker-" + id + ".err"));
   }
-  const auto total = static_cast<std::size_t>(pods.size() * k_workers_per_pod * k_iterations);
-  std::printf("%zu exclusive acquisitions across %zu pods in %lld ms\n", total, pods.size(),
-              millis_since(start));
+  const auto total =
+      static_cast<std::size_t>(pods.size() * k_workers_per_pod * k_iterations);
+  std::printf("%zu exclusive acquisitions across %zu pods in %lld ms\n", total,
+              pods.size(), millis_since(start));
 
-  HistoryReport report =
-      check_history(read_text_file(log),
-                    {total, static_cast<std::size_t>(k_iterations), workers.size()});
+  HistoryReport report = check_history(
+      read_text_file(log),
+      {total, static_cast<std::size_t>(k_iterations), workers.size()});
   EXPECT_TRUE(report.ok()) << report.error;
-  std::printf("the lock changed hands between workers %zu times\n", report.switches);
+  std::printf("the lock changed hands between workers %zu times\n",
+              report.switches);
   // The workers really contended: they did not just run one after another.
   EXPECT_GE(report.switches, total / 10);
   std::string count = read_text_file(counter);
@@ -280,8 +301,8 @@ TEST_F(LockService, UnlockedWorkersAreCaughtOverlapping) {
   const std::string go = m_dir.file("go");
   std::vector<Process> workers;
   for (int w = 0; w < k_workers; ++w)
-    workers.push_back(start_worker(a, "unused", "u" + std::to_string(w), "unlocked",
-                                   k_iterations, log, counter, go));
+    workers.push_back(start_worker(a, "unused", "u" + std::to_string(w),
+                                   "unlocked", k_iterations, log, counter, go));
   touch(go);
   for (Process& worker : workers) {
     auto status = worker.wait(30s);
@@ -289,8 +310,8 @@ TEST_F(LockService, UnlockedWorkersAreCaughtOverlapping) {
     ASSERT_EQ(status->code(), 0) << status->describe();
   }
   HistoryReport report = check_history(read_text_file(log));
-  EXPECT_FALSE(report.ok()) << "no overlap found among " << k_workers
-                            << " unlocked workers";
+  EXPECT_FALSE(report.ok())
+      << "no overlap found among " << k_workers << " unlocked workers";
   std::printf("unlocked workers: %s\n", report.error.c_str());
   EXPECT_LT(std::stoull(read_text_file(counter)),
             static_cast<unsigned long long>(k_workers * k_iterations))
@@ -303,18 +324,21 @@ TEST_F(LockService, TokensGrowStrictlyAcrossDaemonRestarts) {
   DaemonProcess& a = start_daemon("a");
   DaemonProcess& b = start_daemon("b");
   std::uint64_t previous = 0;
+  std::string tokens;
   auto take = [&](DaemonProcess& daemon, const char* step) {
     Client client = connect(daemon);
     Lock lock = client.lock("fenced", {LockMode::exclusive, 5000ms, {}});
     EXPECT_GT(lock.token(), previous) << step;
     previous = lock.token();
+    tokens += std::to_string(previous) + " (" + step + ")\n";
     return std::pair{std::move(client), std::move(lock)};
   };
 
   auto first = take(a, "first lock through a");
   Lock& held_a = first.second;
   a.kill9();  // while held
-  EXPECT_TRUE(wait_until([&] { return held_a.lost(); }, 2s)) << "a's holder never saw the loss";
+  EXPECT_TRUE(wait_until([&] { return held_a.lost(); }, 2s))
+      << "a's holder never saw the loss";
   EXPECT_EQ(held_a.lost_reason(), errc::connection_lost);
   ASSERT_EQ(a.start(), "");
   take(a, "after a was killed and restarted");
@@ -326,6 +350,7 @@ TEST_F(LockService, TokensGrowStrictlyAcrossDaemonRestarts) {
   ASSERT_EQ(b.start(), "");
   take(b, "after b was killed and restarted");
   take(a, "back through a");
+  std::printf("tokens:\n%s", tokens.c_str());
 }
 
 // A holder killed with SIGKILL never says goodbye; its connection closes and
@@ -338,15 +363,18 @@ TEST_F(LockService, KillNineOfHolderReleasesAtOnce) {
   CliRun holder = hold_with_cli(a, "x", held_marker);
   ASSERT_GT(wait_for_pid_file(held_marker), 0) << holder.err();
   CliRun waiter = hold_with_cli(b, "x", waiter_marker);
-  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "x", 1); }, 5s)) << waiter.err();
+  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "x", 1); }, 5s))
+      << waiter.err();
 
   auto killed = Clock::now();
   ASSERT_TRUE(holder.process.kill(SIGKILL));
   ASSERT_TRUE(wait_until([&] { return file_exists(waiter_marker); }, 2s))
-      << "the waiter in pod b did not get the lock within 2 s of the holder's SIGKILL; "
+      << "the waiter in pod b did not get the lock within 2 s of the holder's "
+         "SIGKILL; "
       << waiter.err();
-  std::printf("waiter in pod b got the lock %lld ms after the holder's SIGKILL\n",
-              millis_since(killed));
+  std::printf(
+      "waiter in pod b got the lock %lld ms after the holder's SIGKILL\n",
+      millis_since(killed));
   EXPECT_EQ(holder.process.wait(2s)->signal(), SIGKILL);
 }
 
@@ -380,11 +408,13 @@ TEST_F(LockService, KillNineOfDaemonReleasesItsLocks) {
   pid_t command = wait_for_pid_file(held_marker);
   ASSERT_GT(command, 0) << holder.err();
   CliRun waiter = hold_with_cli(b, "x", waiter_marker);
-  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "x", 1); }, 5s)) << waiter.err();
+  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "x", 1); }, 5s))
+      << waiter.err();
 
   a.kill9();
   EXPECT_TRUE(wait_until([&] { return file_exists(waiter_marker); }, 2s))
-      << "the waiter in pod b did not get the lock within 2 s of daemon a's death";
+      << "the waiter in pod b did not get the lock within 2 s of daemon a's "
+         "death";
   auto status = holder.process.wait(3s);
   ASSERT_TRUE(status) << "baton run did not exit after its daemon died";
   EXPECT_EQ(status->code(), 74) << status->describe() << "; " << holder.err();
@@ -402,7 +432,8 @@ TEST_F(LockService, TimeoutExpiresWithBusy) {
   Lock held = holder_client.lock("busy");
   const std::string ran = m_dir.file("ran");
   const std::vector<std::string> command = {"--", "touch", ran};
-  auto run = [&](const DaemonProcess& daemon, std::vector<std::string> options) {
+  auto run = [&](const DaemonProcess& daemon,
+                 std::vector<std::string> options) {
     std::vector<std::string> args = {"run", "--lock", "busy"};
     args.insert(args.end(), options.begin(), options.end());
     args.insert(args.end(), command.begin(), command.end());
@@ -454,7 +485,8 @@ TEST_F(LockService, DisconnectWhileWaitingLeavesNoTrace) {
   CliRun third = waiter("third");
   ASSERT_TRUE(wait_until([&] { return has_waiters(a, "queue", 3); }, 5s));
   EXPECT_EQ(waiters_on(a, "queue"),
-            (std::vector<int>{doomed.process.pid(), second.process.pid(), third.process.pid()}));
+            (std::vector<int>{doomed.process.pid(), second.process.pid(),
+                              third.process.pid()}));
 
   doomed.process.kill_and_wait();
   EXPECT_TRUE(wait_until(
@@ -482,15 +514,18 @@ TEST_F(LockService, DisconnectWhileWaitingLeavesNoTrace) {
   Client remote_client = connect(b);
   Lock remote = remote_client.lock("remote");
   const std::string ran = m_dir.file("ran");
-  CliRun parked = start_cli(a.socket(), {"run", "--lock", "remote", "--", "touch", ran});
-  ASSERT_TRUE(wait_until([&] { return has_waiters(a, "remote", 1); }, 5s)) << parked.err();
+  CliRun parked =
+      start_cli(a.socket(), {"run", "--lock", "remote", "--", "touch", ran});
+  ASSERT_TRUE(wait_until([&] { return has_waiters(a, "remote", 1); }, 5s))
+      << parked.err();
   parked.process.kill_and_wait();
   // a's status still lists b's hold (local: false), but no waiter of its own.
   EXPECT_TRUE(wait_until([&] { return waiters_on(a, "remote").empty(); }, 2s))
       << connect(a).status().json;
   remote.release();
   EXPECT_TRUE(wait_until([&] { return lock_is_free(b, "remote"); }, 2s))
-      << "pod a kept the lock after its waiter had gone: " << connect(a).status().json;
+      << "pod a kept the lock after its waiter had gone: "
+      << connect(a).status().json;
   EXPECT_FALSE(file_exists(ran));
 }
 
@@ -512,8 +547,10 @@ TEST_F(LockService, SharedHoldersCoexistAndExcludeWriters) {
   EXPECT_TRUE(lock_is_free(b, "reports", LockMode::shared));
 
   const std::string wrote = m_dir.file("wrote");
-  CliRun writer = start_cli(b.socket(), {"run", "-x", "--lock", "reports", "--", "touch", wrote});
-  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "reports", 1); }, 5s)) << writer.err();
+  CliRun writer = start_cli(
+      b.socket(), {"run", "-x", "--lock", "reports", "--", "touch", wrote});
+  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "reports", 1); }, 5s))
+      << writer.err();
   // Release b's readers and one of a's: a's last reader still excludes b's
   // writer, across pods.
   for (int i : {2, 3, 0}) readers[i].release();
@@ -537,10 +574,12 @@ TEST_F(LockService, FifoWithinDaemon) {
   std::string expected;
   for (int i = 1; i <= 5; ++i) {
     std::string name = "w" + std::to_string(i);
-    waiters.push_back(start_cli(a.socket(), {"run", "--lock", "fifo", "--", "sh", "-c",
-                                             "echo " + name + " >> '" + order + "'"}));
-    ASSERT_TRUE(wait_until([&] { return has_waiters(a, "fifo", static_cast<std::size_t>(i)); },
-                           5s));
+    waiters.push_back(
+        start_cli(a.socket(), {"run", "--lock", "fifo", "--", "sh", "-c",
+                               "echo " + name + " >> '" + order + "'"}));
+    ASSERT_TRUE(wait_until(
+        [&] { return has_waiters(a, "fifo", static_cast<std::size_t>(i)); },
+        5s));
     expected += name + "\n";
   }
   held.release();
@@ -560,7 +599,8 @@ TEST_F(LockService, CrossPodHandoverIsFast) {
   Client holder_client = connect(a);
   std::vector<long long> delays_us;
   for (int round = 0; round < 10; ++round) {
-    Lock held = holder_client.lock("handover", {LockMode::exclusive, 5000ms, {}});
+    Lock held =
+        holder_client.lock("handover", {LockMode::exclusive, 5000ms, {}});
     std::atomic<long long> granted_ns{0};
     std::string error;
     std::thread waiter([&] {
@@ -579,14 +619,16 @@ TEST_F(LockService, CrossPodHandoverIsFast) {
     waiter.join();
     ASSERT_TRUE(queued);
     ASSERT_GT(granted_ns.load(), 0) << error;
-    delays_us.push_back((Clock::time_point(Clock::duration(granted_ns.load())) - released) /
-                        std::chrono::microseconds(1));
+    delays_us.push_back(
+        (Clock::time_point(Clock::duration(granted_ns.load())) - released) /
+        std::chrono::microseconds(1));
   }
   std::sort(delays_us.begin(), delays_us.end());
   const long long median = delays_us[delays_us.size() / 2];
   std::string all;
   for (long long d : delays_us) all += std::to_string(d) + " ";
-  std::printf("cross-pod hand-over, release to grant (us, sorted): %s\n", all.c_str());
+  std::printf("cross-pod hand-over, release to grant (us, sorted): %s\n",
+              all.c_str());
   RecordProperty("handover_median_us", std::to_string(median));
   RecordProperty("handover_max_us", std::to_string(delays_us.back()));
   EXPECT_LT(median, 100000) << "median hand-over " << median << " us: " << all;
@@ -605,15 +647,16 @@ TEST_F(LockService, CrossPodFairness) {
   for (DaemonProcess* daemon : {&a, &b})
     for (int w = 0; w < k_workers_per_pod; ++w) {
       std::string id = daemon->pod() + std::to_string(w);
-      workers.emplace_back(
-          id, start_worker(*daemon, "fair", id, "for-ms", k_duration_ms, log, counter, go));
+      workers.emplace_back(id, start_worker(*daemon, "fair", id, "for-ms",
+                                            k_duration_ms, log, counter, go));
     }
   touch(go);
   for (auto& [id, worker] : workers) {
     auto status = worker.wait(20s);
     ASSERT_TRUE(status) << "worker " << id << " still running";
-    EXPECT_EQ(status->code(), 0) << "worker " << id << ": "
-                                 << read_text_file(m_dir.file("worker-" + id + ".err"));
+    EXPECT_EQ(status->code(), 0)
+        << "worker " << id << ": "
+        << read_text_file(m_dir.file("worker-" + id + ".err"));
   }
   HistoryReport report = check_history(read_text_file(log));
   ASSERT_TRUE(report.ok()) << report.error;
@@ -622,9 +665,10 @@ TEST_F(LockService, CrossPodFairness) {
     if (worker[0] == 'a') pod_a += count;
   const std::size_t total = report.acquisitions;
   ASSERT_GT(total, 0u);
-  const double share_a = static_cast<double>(pod_a) / static_cast<double>(total);
-  std::printf("%zu acquisitions in %ld ms: pod a %.1f%%, pod b %.1f%%\n", total, k_duration_ms,
-              100 * share_a, 100 * (1 - share_a));
+  const double share_a =
+      static_cast<double>(pod_a) / static_cast<double>(total);
+  std::printf("%zu acquisitions in %ld ms: pod a %.1f%%, pod b %.1f%%\n", total,
+              k_duration_ms, 100 * share_a, 100 * (1 - share_a));
   RecordProperty("acquisitions", std::to_string(total));
   RecordProperty("pod_a_share_percent", std::to_string(100 * share_a));
   EXPECT_GE(share_a, 0.2) << pod_a << " of " << total;
@@ -652,7 +696,8 @@ TEST_F(LockService, LockLossIsReportedToTheHolder) {
     auto deleted = Clock::now();
     ASSERT_EQ(::unlink(lock_file(name).c_str()), 0);
     auto status = holder.process.wait(4s);
-    ASSERT_TRUE(status) << "baton run still runs 4 s after its lock file was deleted";
+    ASSERT_TRUE(status)
+        << "baton run still runs 4 s after its lock file was deleted";
     EXPECT_EQ(status->code(), 74) << status->describe() << "; " << holder.err();
     EXPECT_NE(holder.err().find("lost"), std::string::npos) << holder.err();
     EXPECT_TRUE(wait_until([&] { return !process_alive(command); }, 2s));
@@ -704,16 +749,23 @@ TEST_F(LockService, SignalsAreForwarded) {
     const std::string marker = m_dir.file("sig" + std::to_string(++n));
     // With a trap, a loop of short sleeps, so the shell gets to run it.
     std::vector<std::string> args = {
-        "run", "--lock", "sig", "--", "sh", "-c",
+        "run",
+        "--lock",
+        "sig",
+        "--",
+        "sh",
+        "-c",
         c.before + "echo $$ > '" + marker + "'; " +
-            (c.before.empty() ? "exec sleep 30" : "while :; do sleep 0.05; done")};
+            (c.before.empty() ? "exec sleep 30"
+                              : "while :; do sleep 0.05; done")};
     CliRun run = start_cli(a.socket(), args);
     ASSERT_GT(wait_for_pid_file(marker), 0) << run.err();
     ASSERT_TRUE(run.process.kill(c.signal));
     auto status = run.process.wait(5s);
     ASSERT_TRUE(status) << "baton run still runs after the signal";
     EXPECT_TRUE(status->exited()) << status->describe();
-    EXPECT_EQ(status->code(), c.expected) << status->describe() << "; " << run.err();
+    EXPECT_EQ(status->code(), c.expected)
+        << status->describe() << "; " << run.err();
     EXPECT_TRUE(wait_until([&] { return lock_is_free(a, "sig"); }, 2s));
   }
 }
@@ -732,18 +784,27 @@ TEST_F(LockService, EveryExitCode) {
   const std::vector<Case> cases = {
       {{"run", "--lock", "x", "--", "true"}, 0, "CMD succeeds"},
       {{"run", "--lock", "x", "--", "sh", "-c", "exit 7"}, 7, "CMD's own code"},
-      {{"run", "--lock", "x", "--", "sh", "-c", "kill -KILL $$"}, 128 + SIGKILL,
+      {{"run", "--lock", "x", "--", "sh", "-c", "kill -KILL $$"},
+       128 + SIGKILL,
        "CMD killed by a signal"},
-      {{"run", "--lock", "x", "--", "baton-test-no-such-command"}, 127, "no such command"},
-      {{"run", "--lock", "x", "--", m_dir.file("missing")}, 127, "no such file"},
+      {{"run", "--lock", "x", "--", "baton-test-no-such-command"},
+       127,
+       "no such command"},
+      {{"run", "--lock", "x", "--", m_dir.file("missing")},
+       127,
+       "no such file"},
       {{"run", "--lock", "x", "--", not_executable}, 126, "not executable"},
       {{"run", "--lock", "x", "--", m_dir.path()}, 126, "a directory"},
       {{"run", "--bogus", "--lock", "x", "--", "true"}, 64, "unknown option"},
       {{"run", "--", "true"}, 64, "no --lock"},
       {{"run", "--lock", "x"}, 64, "no command"},
       {{"run", "--lock", "../x", "--", "true"}, 64, "lock name with .."},
-      {{"run", "--lock", "a//b", "--", "true"}, 64, "lock name with an empty component"},
-      {{"run", "--lock", std::string(201, 'n'), "--", "true"}, 64, "lock name too long"},
+      {{"run", "--lock", "a//b", "--", "true"},
+       64,
+       "lock name with an empty component"},
+      {{"run", "--lock", std::string(201, 'n'), "--", "true"},
+       64,
+       "lock name too long"},
       {{"run", "--lock", "x", "-w", "soon", "--", "true"}, 64, "bad timeout"},
       {{"bogus-command"}, 64, "unknown command"},
   };
@@ -759,16 +820,19 @@ TEST_F(LockService, EveryExitCode) {
   }
 
   // No daemon on the socket: 69 once the connect timeout has passed.
-  CliResult unreachable = run_cli(m_dir.file("nobody.sock"),
-                                  {"run", "--lock", "x", "--connect-timeout", "0.2", "--", "true"});
+  CliResult unreachable =
+      run_cli(m_dir.file("nobody.sock"),
+              {"run", "--lock", "x", "--connect-timeout", "0.2", "--", "true"});
   EXPECT_EQ(unreachable.code(), 69) << unreachable.describe();
   EXPECT_LT(unreachable.took_ms, 3000) << unreachable.describe();
-  EXPECT_NE(unreachable.err.find("nobody.sock"), std::string::npos) << unreachable.err;
+  EXPECT_NE(unreachable.err.find("nobody.sock"), std::string::npos)
+      << unreachable.err;
 
   // Busy: 75.
   Client holder_client = connect(a);
   Lock held = holder_client.lock("x");
-  CliResult busy = run_cli(a.socket(), {"run", "--lock", "x", "-n", "--", "true"});
+  CliResult busy =
+      run_cli(a.socket(), {"run", "--lock", "x", "-n", "--", "true"});
   EXPECT_EQ(busy.code(), 75) << busy.describe();
 }
 
@@ -776,11 +840,13 @@ TEST_F(LockService, EveryExitCode) {
 // not up yet (a sidecar still starting): it must not give up before it.
 TEST_F(LockService, ConnectTimeoutIsWaitedInFull) {
   for (const char* timeout : {"0.2", "0.5"}) {
-    CliResult result = run_cli(m_dir.file("nobody.sock"),
-                               {"run", "--lock", "x", "--connect-timeout", timeout, "--", "true"});
+    CliResult result = run_cli(
+        m_dir.file("nobody.sock"),
+        {"run", "--lock", "x", "--connect-timeout", timeout, "--", "true"});
     EXPECT_EQ(result.code(), 69) << result.describe();
     EXPECT_GE(result.took_ms, std::lround(std::stod(timeout) * 1000))
-        << "gave up before --connect-timeout " << timeout << ": " << result.describe();
+        << "gave up before --connect-timeout " << timeout << ": "
+        << result.describe();
   }
 }
 
@@ -801,7 +867,8 @@ TEST_F(LockService, SecondDaemonOnBusySocketIsRefused) {
       << "no message naming the socket: " << second.log();
   EXPECT_TRUE(first.running());
   EXPECT_TRUE(first.ping());
-  CliResult served = run_cli(first.socket(), {"run", "--lock", "x", "--", "true"});
+  CliResult served =
+      run_cli(first.socket(), {"run", "--lock", "x", "--", "true"});
   EXPECT_EQ(served.code(), 0) << served.describe();
 
   first.kill9();
@@ -811,7 +878,8 @@ TEST_F(LockService, SecondDaemonOnBusySocketIsRefused) {
   config.log_path = m_dir.file("successor.log");
   DaemonProcess successor(config);
   ASSERT_EQ(successor.start(), "");
-  CliResult after = run_cli(successor.socket(), {"run", "--lock", "x", "--", "true"});
+  CliResult after =
+      run_cli(successor.socket(), {"run", "--lock", "x", "--", "true"});
   EXPECT_EQ(after.code(), 0) << after.describe();
   EXPECT_EQ(successor.stop_expecting_success(), "");
 }
@@ -823,11 +891,13 @@ TEST_F(LockService, SigtermExitsZeroWithinTwoSeconds) {
   Client client = connect(a);
   Lock held = client.lock("term");
   const std::string held_marker = m_dir.file("held");
-  CliRun cli_holder = hold_with_cli(a, "term/cli", held_marker, {"--kill-after", "1"});
+  CliRun cli_holder =
+      hold_with_cli(a, "term/cli", held_marker, {"--kill-after", "1"});
   pid_t command = wait_for_pid_file(held_marker);
   ASSERT_GT(command, 0) << cli_holder.err();
   const std::string ran = m_dir.file("ran");
-  CliRun waiter = start_cli(a.socket(), {"run", "--lock", "term", "--", "touch", ran});
+  CliRun waiter =
+      start_cli(a.socket(), {"run", "--lock", "term", "--", "touch", ran});
   ASSERT_TRUE(wait_until([&] { return has_waiters(a, "term", 1); }, 5s));
 
   auto start = Clock::now();
@@ -840,7 +910,8 @@ TEST_F(LockService, SigtermExitsZeroWithinTwoSeconds) {
   std::printf("batond exited %lld ms after SIGTERM\n", took);
 
   EXPECT_TRUE(wait_until([&] { return held.lost(); }, 1s));
-  EXPECT_EQ(held.lost_reason(), errc::lock_lost) << held.lost_reason().message();
+  EXPECT_EQ(held.lost_reason(), errc::lock_lost)
+      << held.lost_reason().message();
   auto holder_status = cli_holder.process.wait(3s);
   ASSERT_TRUE(holder_status);
   EXPECT_EQ(holder_status->code(), 74) << cli_holder.err();

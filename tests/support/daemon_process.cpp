@@ -17,20 +17,23 @@ const std::string& baton_cli_path() {
   return path;
 }
 
-std::vector<std::string> clean_environment(const std::vector<std::string>& extra) {
+std::vector<std::string> clean_environment(
+    const std::vector<std::string>& extra) {
   return environment_without({"BATON_", "POD_NAME=", "NODE_NAME="}, extra);
 }
 
 std::string DaemonProcess::log_path() const {
-  return m_config.log_path.empty() ? m_config.socket + ".log" : m_config.log_path;
+  return m_config.log_path.empty() ? m_config.socket + ".log"
+                                   : m_config.log_path;
 }
 
 std::string DaemonProcess::log() const { return read_text_file(log_path()); }
 
 void DaemonProcess::spawn() {
   ProcessOptions options;
-  options.argv = {batond_path(), "--root", m_config.root, "--socket", m_config.socket,
-                  "--pod-name", m_config.pod, "--node-name", m_config.node,
+  options.argv = {batond_path(), "--root",          m_config.root,
+                  "--socket",    m_config.socket,   "--pod-name",
+                  m_config.pod,  "--node-name",     m_config.node,
                   "--log-level", m_config.log_level};
   options.argv.insert(options.argv.end(), m_config.extra_flags.begin(),
                       m_config.extra_flags.end());
@@ -44,14 +47,18 @@ void DaemonProcess::spawn() {
 std::string DaemonProcess::start(std::chrono::milliseconds ready_timeout) {
   spawn();
   bool ready = wait_until(
-      [&] { return !m_process.running() || ping(std::chrono::milliseconds(50)); }, ready_timeout,
-      std::chrono::milliseconds(5));
+      [&] {
+        return !m_process.running() || ping(std::chrono::milliseconds(50));
+      },
+      ready_timeout, std::chrono::milliseconds(5));
   if (!m_process.running())
-    return "batond (pod " + m_config.pod + ") exited during start-up: " +
-           m_process.status()->describe() + "\n" + log();
+    return "batond (pod " + m_config.pod +
+           ") exited during start-up: " + m_process.status()->describe() +
+           "\n" + log();
   if (!ready)
-    return "batond (pod " + m_config.pod + ") did not answer a ping on " + m_config.socket +
-           " within " + std::to_string(ready_timeout.count()) + " ms\n" + log();
+    return "batond (pod " + m_config.pod + ") did not answer a ping on " +
+           m_config.socket + " within " +
+           std::to_string(ready_timeout.count()) + " ms\n" + log();
   return {};
 }
 
@@ -59,7 +66,8 @@ bool DaemonProcess::ping(std::chrono::milliseconds timeout) const {
   ClientOptions options;
   options.socket_path = m_config.socket;
   options.connect_timeout = timeout;
-  options.request_timeout = std::chrono::milliseconds(std::max<long long>(timeout.count(), 1000));
+  options.request_timeout =
+      std::chrono::milliseconds(std::max<long long>(timeout.count(), 1000));
   Client client;
   std::error_code ec;
   client.connect(options, ec);
@@ -76,7 +84,8 @@ std::optional<ExitStatus> DaemonProcess::stop(std::chrono::milliseconds bound) {
   return std::nullopt;
 }
 
-std::string DaemonProcess::stop_expecting_success(std::chrono::milliseconds bound) {
+std::string DaemonProcess::stop_expecting_success(
+    std::chrono::milliseconds bound) {
   std::optional<ExitStatus> status = stop(bound);
   if (status && status->exited() && status->code() == 0) return {};
   return "batond (pod " + m_config.pod + ") " +

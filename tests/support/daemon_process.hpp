@@ -19,15 +19,17 @@ const std::string& baton_cli_path();
 
 // This process's environment without BATON_*, POD_NAME and NODE_NAME, so a
 // developer's shell cannot change what a test starts; plus EXTRA.
-std::vector<std::string> clean_environment(const std::vector<std::string>& extra = {});
+std::vector<std::string> clean_environment(
+    const std::vector<std::string>& extra = {});
 
 struct DaemonConfig {
   std::string root;    // the shared volume (a directory)
   std::string socket;  // its Unix socket
   std::string pod = "pod";
   std::string node = "node";
-  std::vector<std::string> extra_flags;  // e.g. {"--lock-check-interval", "0.1"}
-  std::string log_path;                  // empty: SOCKET + ".log"
+  std::vector<std::string>
+      extra_flags;       // e.g. {"--lock-check-interval", "0.1"}
+  std::string log_path;  // empty: SOCKET + ".log"
   std::string log_level = "debug";
 };
 
@@ -42,15 +44,18 @@ class DaemonProcess {
 
   // Starts batond and waits (up to READY_TIMEOUT) until it answers a ping.
   // Returns an empty string when ready, else why not (with its log).
-  std::string start(std::chrono::milliseconds ready_timeout = std::chrono::seconds(10));
+  std::string start(
+      std::chrono::milliseconds ready_timeout = std::chrono::seconds(10));
   // Starts batond without waiting for it: for daemons expected to fail.
   void spawn();
 
   // SIGTERM; SIGKILL if it has not exited after BOUND. The exit status, or
   // nullopt if it had to be killed.
-  std::optional<ExitStatus> stop(std::chrono::milliseconds bound = std::chrono::seconds(5));
+  std::optional<ExitStatus> stop(
+      std::chrono::milliseconds bound = std::chrono::seconds(5));
   // stop(), expecting exit 0: empty when so, else what happened, with the log.
-  std::string stop_expecting_success(std::chrono::milliseconds bound = std::chrono::seconds(5));
+  std::string stop_expecting_success(
+      std::chrono::milliseconds bound = std::chrono::seconds(5));
   // SIGKILL and reap: a crash as far as the rest of the world can tell.
   void kill9();
 
@@ -64,7 +69,8 @@ class DaemonProcess {
   std::string log() const;  // the daemon's log so far
 
   // True once the daemon answers a ping within TIMEOUT.
-  bool ping(std::chrono::milliseconds timeout = std::chrono::milliseconds(200)) const;
+  bool ping(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(200)) const;
 
  private:
   DaemonConfig m_config;

@@ -27,7 +27,8 @@ struct HistoryExpectation {
 };
 
 struct HistoryReport {
-  std::string error;  // empty when the history is valid; else the first violation
+  std::string
+      error;  // empty when the history is valid; else the first violation
   std::size_t acquisitions = 0;
   std::map<std::string, std::size_t> per_worker;  // acquisitions by worker id
   // Holds whose worker differs from the previous hold's: how interleaved the
@@ -39,6 +40,7 @@ struct HistoryReport {
 };
 
 // Parses and checks LOG. The error names the line (1-based) and what is wrong.
-HistoryReport check_history(std::string_view log, const HistoryExpectation& expectation = {});
+HistoryReport check_history(std::string_view log,
+                            const HistoryExpectation& expectation = {});
 
 }  // namespace baton::test

@@ -44,7 +44,8 @@ int open_output(const Output& output, int& parent_end) {
       return fd;
     }
     case Output::Kind::file: {
-      int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (output.append ? 0 : O_TRUNC);
+      int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+                  (output.append ? 0 : O_TRUNC);
       int fd = ::open(output.path.c_str(), flags, 0644);
       if (fd < 0) throw_errno("open " + output.path);
       return fd;
@@ -69,16 +70,22 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 
 // Milliseconds left until DEADLINE, for poll(2).
 int millis_until(Clock::time_point deadline) {
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now())
+          .count();
   return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
 }
 
 }  // namespace
 
 bool ExitStatus::exited() const noexcept { return WIFEXITED(m_raw); }
-int ExitStatus::code() const noexcept { return WIFEXITED(m_raw) ? WEXITSTATUS(m_raw) : -1; }
+int ExitStatus::code() const noexcept {
+  return WIFEXITED(m_raw) ? WEXITSTATUS(m_raw) : -1;
+}
 bool ExitStatus::signaled() const noexcept { return WIFSIGNALED(m_raw); }
-int ExitStatus::signal() const noexcept { return WIFSIGNALED(m_raw) ? WTERMSIG(m_raw) : 0; }
+int ExitStatus::signal() const noexcept {
+  return WIFSIGNALED(m_raw) ? WTERMSIG(m_raw) : 0;
+}
 int ExitStatus::shell_code() const noexcept {
   if (exited()) return code();
   if (signaled()) return 128 + signal();
@@ -88,19 +95,25 @@ int ExitStatus::shell_code() const noexcept {
 std::string ExitStatus::describe() const {
   if (exited()) return "exit " + std::to_string(code());
   if (signaled())
-    return "killed by signal " + std::to_string(signal()) + " (" + ::strsignal(signal()) + ")";
+    return "killed by signal " + std::to_string(signal()) + " (" +
+           ::strsignal(signal()) + ")";
   return "wait status " + std::to_string(m_raw);
 }
 
-std::vector<std::string> environment_without(const std::vector<std::string>& prefixes,
-                                             const std::vector<std::string>& extra) {
-  auto name_of = [](const std::string& entry) { return entry.substr(0, entry.find('=')); };
+std::vector<std::string> environment_without(
+    const std::vector<std::string>& prefixes,
+    const std::vector<std::string>& extra) {
+  auto name_of = [](const std::string& entry) {
+    return entry.substr(0, entry.find('='));
+  };
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) {
     std::string entry(*e);
     bool drop = false;
-    for (const std::string& prefix : prefixes) drop = drop || entry.rfind(prefix, 0) == 0;
-    for (const std::string& added : extra) drop = drop || name_of(added) == name_of(entry);
+    for (const std::string& prefix : prefixes)
+      drop = drop || entry.rfind(prefix, 0) == 0;
+    for (const std::string& added : extra)
+      drop = drop || name_of(added) == name_of(entry);
     if (!drop) out.push_back(std::move(entry));
   }
   out.insert(out.end(), extra.begin(), extra.end());
@@ -143,7 +156,8 @@ void Process::reset() noexcept {
 }
 
 Process Process::spawn(const ProcessOptions& options) {
-  if (options.argv.empty()) throw std::invalid_argument("Process::spawn: empty argv");
+  if (options.argv.empty())
+    throw std::invalid_argument("Process::spawn: empty argv");
   Process process;
   int child_out = open_output(options.out, process.m_stdout_fd);
   int child_err = -1;
@@ -280,11 +294,13 @@ std::string Process::read_stdout(std::chrono::milliseconds timeout) {
   return out;
 }
 
-std::optional<std::string> Process::read_stdout_line(std::chrono::milliseconds timeout) {
+std::optional<std::string> Process::read_stdout_line(
+    std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   char buffer[4096];
   for (;;) {
-    if (auto newline = m_stdout_buffer.find('\n'); newline != std::string::npos) {
+    if (auto newline = m_stdout_buffer.find('\n');
+        newline != std::string::npos) {
       std::string line = m_stdout_buffer.substr(0, newline);
       m_stdout_buffer.erase(0, newline + 1);
       return line;
@@ -307,7 +323,8 @@ bool process_alive(pid_t pid) {
   // A zombie has ended; only its parent has not reaped it yet.
   std::string stat = read_text_file("/proc/" + std::to_string(pid) + "/stat");
   auto paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return !stat.empty();
+  if (paren == std::string::npos || paren + 2 >= stat.size())
+    return !stat.empty();
   char state = stat[paren + 2];
   return state != 'Z' && state != 'X';
 }

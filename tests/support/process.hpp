@@ -38,13 +38,18 @@ struct Output {
   bool append = false;  // Kind::file: append rather than truncate
   static Output inherit() { return {Kind::inherit, {}, false}; }
   static Output null() { return {Kind::null, {}, false}; }
-  static Output file(std::string path) { return {Kind::file, std::move(path), false}; }
-  static Output append_to(std::string path) { return {Kind::file, std::move(path), true}; }
+  static Output file(std::string path) {
+    return {Kind::file, std::move(path), false};
+  }
+  static Output append_to(std::string path) {
+    return {Kind::file, std::move(path), true};
+  }
   static Output pipe() { return {Kind::pipe, {}, false}; }
 };
 
 struct ProcessOptions {
-  std::vector<std::string> argv;  // argv[0] is looked up in PATH if it has no '/'
+  std::vector<std::string>
+      argv;  // argv[0] is looked up in PATH if it has no '/'
   // The whole environment; nullopt: this process's own.
   std::optional<std::vector<std::string>> env;
   Output out = Output::null();
@@ -54,8 +59,9 @@ struct ProcessOptions {
 
 // This process's environment without the variables named with one of
 // PREFIXES (e.g. "BATON_"), plus EXTRA ("NAME=value", replacing same names).
-std::vector<std::string> environment_without(const std::vector<std::string>& prefixes,
-                                             const std::vector<std::string>& extra = {});
+std::vector<std::string> environment_without(
+    const std::vector<std::string>& prefixes,
+    const std::vector<std::string>& extra = {});
 
 class Process {
  public:
@@ -93,7 +99,8 @@ class Process {
   std::string read_stdout(std::chrono::milliseconds timeout);
   // Reads what the stdout pipe holds now, up to one line ending in '\n',
   // waiting at most TIMEOUT for it; the line without '\n', or nullopt.
-  std::optional<std::string> read_stdout_line(std::chrono::milliseconds timeout);
+  std::optional<std::string> read_stdout_line(
+      std::chrono::milliseconds timeout);
 
  private:
   void reset() noexcept;

@@ -11,12 +11,14 @@ namespace baton::test {
 
 TempDir::TempDir(std::string_view prefix) {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = (base && *base ? std::string(base) : std::string("/tmp")) + "/" +
-                        std::string(prefix) + ".XXXXXX";
+  std::string pattern =
+      (base && *base ? std::string(base) : std::string("/tmp")) + "/" +
+      std::string(prefix) + ".XXXXXX";
   std::vector<char> buffer(pattern.begin(), pattern.end());
   buffer.push_back('\0');
   if (!::mkdtemp(buffer.data()))
-    throw std::system_error(errno, std::system_category(), "mkdtemp " + pattern);
+    throw std::system_error(errno, std::system_category(),
+                            "mkdtemp " + pattern);
   m_path = buffer.data();
 }
 

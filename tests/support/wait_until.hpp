@@ -9,12 +9,14 @@ namespace baton::test {
 // Calls PREDICATE until it returns true or TIMEOUT passes, every INTERVAL.
 // Returns whether it became true (it is tried once more at the deadline).
 template <typename Predicate>
-bool wait_until(Predicate&& predicate, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds interval = std::chrono::milliseconds(2)) {
+bool wait_until(
+    Predicate&& predicate, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds interval = std::chrono::milliseconds(2)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (predicate()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return static_cast<bool>(predicate());
+    if (std::chrono::steady_clock::now() >= deadline)
+      return static_cast<bool>(predicate());
     std::this_thread::sleep_for(interval);
   }
 }
