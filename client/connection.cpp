@@ -86,8 +86,11 @@ std::shared_ptr<Connection> Connection::open(const ClientOptions& options,
       ec = make_error_code(errc::daemon_unreachable);
     }
     bool retry = ec == errc::daemon_unreachable || ec == errc::permission_denied;
-    if (!retry || Clock::now() + backoff > deadline) return nullptr;
-    std::this_thread::sleep_for(backoff);
+    auto now = Clock::now();
+    if (!retry || now >= deadline) return nullptr;
+    // Sleep no further than the deadline, then make one last attempt there:
+    // a sidecar that comes up in the final milliseconds still counts.
+    std::this_thread::sleep_for(std::min<Clock::duration>(backoff, deadline - now));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(100));
   }
 }
