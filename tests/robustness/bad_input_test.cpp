@@ -1,0 +1,993 @@
+// Bad input of every kind against a real batond: each bad client gets one
+// clear error line (or a closed connection), and a well-behaved libbaton
+// client that held a lock before keeps it, can still ping, and a third
+// client can still take locks. At the end the daemon exits 0 on SIGTERM with
+// no "internal error" or sanitizer report on its stderr.
+//
+// The bad clients talk raw over AF_UNIX with LineClient below, so nothing in
+// libbaton smooths over what the daemon really sends.
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "baton/client.hpp"
+#include "baton/error.hpp"
+#include "baton/lock.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+constexpr milliseconds k_bound = 5s;  // any single expected event
+
+// Polls CONDITION every few milliseconds until it holds or BOUND runs out.
+template <typename Condition>
+bool wait_until(Condition condition, milliseconds bound = k_bound) {
+  const auto deadline = Clock::now() + bound;
+  for (;;) {
+    if (condition()) return true;
+    if (Clock::now() >= deadline) return false;
+    ::usleep(2000);
+  }
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+// A line as JSON string text, so control bytes show in failure messages.
+std::string printable(std::string_view text) {
+  constexpr std::size_t k_max_shown = 300;
+  std::string shown(text.substr(0, k_max_shown));
+  std::string out = json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > k_max_shown) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// ---------------------------------------------------------------------------
+// The bad client's side: a raw, non-blocking AF_UNIX stream socket where
+// every read and write is bounded.
+class LineClient {
+ public:
+  LineClient() = default;
+  ~LineClient() { close(); }
+  LineClient(LineClient&& other) noexcept
+      : m_fd(std::exchange(other.m_fd, -1)),
+        m_buffer(std::move(other.m_buffer)),
+        m_closed_by_peer(other.m_closed_by_peer) {}
+  LineClient& operator=(LineClient&& other) noexcept {
+    if (this != &other) {
+      close();
+      m_fd = std::exchange(other.m_fd, -1);
+      m_buffer = std::move(other.m_buffer);
+      m_closed_by_peer = other.m_closed_by_peer;
+    }
+    return *this;
+  }
+
+  // Connects to PATH; on failure the client is not open and ERROR says why.
+  static LineClient connect_to(const std::string& path, std::string& error) {
+    LineClient client;
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      error = std::string("socket: ") + std::strerror(errno);
+      return client;
+    }
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      error = "connect " + path + ": " + std::strerror(errno);
+      ::close(fd);
+      return client;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    client.m_fd = fd;
+    return client;
+  }
+
+  bool is_open() const { return m_fd >= 0; }
+  int fd() const { return m_fd; }
+  bool closed_by_peer() const { return m_closed_by_peer; }
+
+  // Sends all of BYTES within BOUND; false on timeout or a broken socket.
+  bool send_all(std::string_view bytes, milliseconds bound = k_bound) {
+    const auto deadline = Clock::now() + bound;
+    while (!bytes.empty()) {
+      if (m_fd < 0) return false;
+      ssize_t n = ::send(m_fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
+      pollfd p{m_fd, POLLOUT, 0};
+      if (::poll(&p, 1, remaining_ms(deadline)) == 0) return false;
+    }
+    return true;
+  }
+  bool send_line(std::string_view line) { return send_all(std::string(line) + "\n"); }
+
+  // The next line, without its '\n'. nullopt when BOUND runs out or the
+  // daemon closed the connection (closed_by_peer() tells which).
+  std::optional<std::string> read_line(milliseconds bound = k_bound) {
+    const auto deadline = Clock::now() + bound;
+    for (;;) {
+      if (auto end = m_buffer.find('\n'); end != std::string::npos) {
+        std::string line = m_buffer.substr(0, end);
+        m_buffer.erase(0, end + 1);
+        return line;
+      }
+      if (!fill(deadline)) return std::nullopt;
+    }
+  }
+
+  // Reads until the daemon closes the connection (EOF or reset) within
+  // BOUND; whatever came before the close is left in UNREAD.
+  bool wait_closed(std::string* unread = nullptr, milliseconds bound = k_bound) {
+    const auto deadline = Clock::now() + bound;
+    while (fill(deadline)) {
+    }
+    if (unread) *unread = m_buffer;
+    return m_closed_by_peer;
+  }
+
+  void close() {
+    if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
+  }
+
+ private:
+  // Reads what is there, waiting until DEADLINE; false on timeout or close.
+  bool fill(Clock::time_point deadline) {
+    for (;;) {
+      if (m_fd < 0 || m_closed_by_peer) return false;
+      char chunk[16384];
+      ssize_t n = ::recv(m_fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n > 0) {
+        m_buffer.append(chunk, static_cast<std::size_t>(n));
+        return true;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        m_closed_by_peer = true;  // EOF, or ECONNRESET when it dropped our unread bytes
+        return false;
+      }
+      pollfd p{m_fd, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(deadline)) == 0) return false;
+    }
+  }
+
+  int m_fd = -1;
+  std::string m_buffer;
+  bool m_closed_by_peer = false;
+};
+
+// ---------------------------------------------------------------------------
+// What a reply must look like.
+
+testing::AssertionResult is_error_reply(const std::string& line, const json& id,
+                                        std::string_view code) {
+  json reply = json::parse(line, nullptr, false);
+  if (reply.is_discarded() || !reply.is_object())
+    return testing::AssertionFailure() << "not a JSON object: " << printable(line);
+  auto ok = reply.find("ok");
+  if (ok == reply.end() || *ok != false)
+    return testing::AssertionFailure() << "no \"ok\":false in " << printable(line);
+  auto error = reply.find("error");
+  baton::errc known{};
+  if (error == reply.end() || !error->is_string() ||
+      !baton::errc_from_name(error->get<std::string>(), known))
+    return testing::AssertionFailure() << "no known \"error\" code in " << printable(line);
+  if (*error != code)
+    return testing::AssertionFailure()
+           << "error " << *error << ", expected \"" << code << "\" in " << printable(line);
+  auto message = reply.find("message");
+  if (message == reply.end() || !message->is_string() || message->get<std::string>().empty())
+    return testing::AssertionFailure() << "no non-empty \"message\" in " << printable(line);
+  if (message->get<std::string>().find_first_of("\r\n") != std::string::npos)
+    return testing::AssertionFailure() << "\"message\" is not one line in " << printable(line);
+  auto got_id = reply.find("id");
+  if (got_id == reply.end() || *got_id != id)
+    return testing::AssertionFailure()
+           << "\"id\" should be " << id.dump() << " in " << printable(line);
+  return testing::AssertionSuccess();
+}
+
+testing::AssertionResult is_ok_reply(const std::optional<std::string>& line, std::uint64_t id) {
+  if (!line) return testing::AssertionFailure() << "no reply " << id << " (timeout or closed)";
+  json reply = json::parse(*line, nullptr, false);
+  if (reply.is_discarded() || !reply.is_object() || reply.value("ok", json()) != true ||
+      reply.value("id", json()) != id)
+    return testing::AssertionFailure() << "expected ok reply " << id << ", got " << printable(*line);
+  return testing::AssertionSuccess();
+}
+
+std::string ping_line(std::uint64_t id) {
+  return R"({"id":)" + std::to_string(id) + R"(,"op":"ping"})";
+}
+
+std::string lock_line(std::uint64_t id, std::string_view name, std::string_view extra = "") {
+  return R"({"id":)" + std::to_string(id) + R"(,"op":"lock","name":")" + std::string(name) +
+         "\"" + std::string(extra) + "}";
+}
+
+// ---------------------------------------------------------------------------
+// The fixture: a batond of our own, and a well-behaved holder.
+
+class BadInput : public testing::Test {
+ protected:
+  // Extra flags for this fixture's daemon.
+  virtual std::vector<std::string> daemon_flags() const { return {}; }
+
+  void SetUp() override {
+    char pattern[] = "/tmp/baton-robust-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr) << std::strerror(errno);
+    m_dir = pattern;
+    ::chmod(m_dir.c_str(), 0711);  // lets the other-uid peer reach the socket
+    m_root = m_dir + "/root";
+    m_socket = m_dir + "/baton.sock";
+    m_log = m_dir + "/batond.log";
+    std::filesystem::create_directory(m_root);
+    ASSERT_NO_FATAL_FAILURE(start_daemon());
+
+    m_holder = connect_client();
+    ASSERT_TRUE(m_holder.connected());
+    std::error_code ec;
+    m_held = m_holder.lock("robust/held", {}, ec);
+    ASSERT_FALSE(ec) << ec.message();
+  }
+
+  void TearDown() override {
+    if (m_pid > 0) {
+      if (!HasFatalFailure()) expect_others_unaffected();
+      m_held.release();
+      m_holder.close();
+      stop_daemon();
+    }
+    if (!m_dir.empty() && !std::getenv("BATON_TEST_KEEP_DIRS")) {  // set to debug
+      std::error_code ignored;
+      std::filesystem::remove_all(m_dir, ignored);
+    }
+  }
+
+  void start_daemon() {
+    std::vector<std::string> args = {BATON_TEST_BATOND, "--root", m_root, "--socket", m_socket,
+                                     "--pod-name", "robust", "--node-name", "robust-node",
+                                     "--log-level", "info"};
+    for (const std::string& flag : daemon_flags()) args.push_back(flag);
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "BATON_", 6) != 0) env.emplace_back(*e);
+
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0) << std::strerror(errno);
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+      int log = ::open(m_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (log >= 0) {
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+      }
+      std::vector<char*> argv, envp;
+      for (auto& a : args) argv.push_back(a.data());
+      for (auto& e : env) envp.push_back(e.data());
+      argv.push_back(nullptr);
+      envp.push_back(nullptr);
+      ::execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    m_pid = pid;
+    bool ready = wait_until(
+        [&] {
+          if (!daemon_running()) return true;
+          std::string error;
+          LineClient probe = LineClient::connect_to(m_socket, error);
+          return probe.is_open() && probe.read_line(500ms).has_value();
+        },
+        10s);
+    ASSERT_TRUE(daemon_running()) << "batond exited during start-up:\n" << daemon_log();
+    ASSERT_TRUE(ready) << "batond did not greet within 10 s:\n" << daemon_log();
+  }
+
+  bool daemon_running() {
+    if (m_pid <= 0 || m_exit_status) return false;
+    int status = 0;
+    if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
+      m_exit_status = status;
+      return false;
+    }
+    return true;
+  }
+
+  std::string daemon_log() const { return read_text_file(m_log); }
+
+  // SIGTERM must end it with 0, and its stderr must be free of bugs.
+  void stop_daemon() {
+    EXPECT_TRUE(daemon_running()) << "batond died during the test:\n" << daemon_log();
+    if (daemon_running()) {
+      ::kill(m_pid, SIGTERM);
+      bool exited = wait_until([&] { return !daemon_running(); }, 10s);
+      if (!exited) {
+        ::kill(m_pid, SIGKILL);
+        ::waitpid(m_pid, nullptr, 0);
+        ADD_FAILURE() << "batond did not exit within 10 s of SIGTERM:\n" << daemon_log();
+      }
+    }
+    if (m_exit_status) {
+      EXPECT_TRUE(WIFEXITED(*m_exit_status) && WEXITSTATUS(*m_exit_status) == 0)
+          << "batond ended with status " << *m_exit_status << ":\n" << daemon_log();
+    }
+    std::string log = daemon_log();
+    for (const char* bad : {"internal error", "AddressSanitizer", "LeakSanitizer",
+                            "runtime error:", "ThreadSanitizer", "terminate called"})
+      EXPECT_EQ(log.find(bad), std::string::npos) << "batond logged '" << bad << "':\n" << log;
+    m_pid = -1;
+  }
+
+  baton::ClientOptions client_options() const {
+    baton::ClientOptions options;
+    options.socket_path = m_socket;
+    options.connect_timeout = k_bound;
+    options.request_timeout = k_bound;
+    return options;
+  }
+
+  // A libbaton client; retried while the daemon is at its connection limit
+  // (it counts a closed connection until it has noticed the close).
+  baton::Client connect_client() {
+    baton::Client client;
+    std::error_code ec;
+    wait_until([&] {
+      client.connect(client_options(), ec);
+      return ec != baton::errc::limit_exceeded;
+    });
+    EXPECT_FALSE(ec) << "libbaton connect: " << ec.message();
+    return client;
+  }
+
+  // A raw connection whose greeting has been read and checked.
+  LineClient connect_raw() {
+    std::string error;
+    LineClient client = LineClient::connect_to(m_socket, error);
+    if (!client.is_open()) {
+      ADD_FAILURE() << error;
+      return client;
+    }
+    auto greeting = client.read_line();
+    json object = greeting ? json::parse(*greeting, nullptr, false) : json();
+    if (!object.is_object() || object.value("baton", 0) != 1) {
+      ADD_FAILURE() << "expected a greeting, got " << (greeting ? printable(*greeting) : "nothing");
+      client.close();
+      return client;
+    }
+    m_greeting = object;
+    return client;
+  }
+
+  // The next line must be exactly one error reply (see is_error_reply), and
+  // the connection must stay usable with nothing else in between: the reply
+  // to a ping sent after it comes next.
+  void expect_error(LineClient& client, const json& id, std::string_view code) {
+    auto line = client.read_line();
+    ASSERT_TRUE(line) << "no reply (" << (client.closed_by_peer() ? "closed" : "timeout") << ")";
+    EXPECT_TRUE(is_error_reply(*line, id, code));
+    expect_alive(client);
+  }
+
+  // Sends LINE (plus '\n') and expects one error reply with ID and CODE.
+  void send_bad(LineClient& client, std::string_view line, const json& id,
+                std::string_view code) {
+    SCOPED_TRACE("sent " + printable(line));
+    ASSERT_TRUE(client.send_line(line));
+    expect_error(client, id, code);
+  }
+
+  void expect_alive(LineClient& client) {
+    const std::uint64_t id = m_next_probe++;
+    ASSERT_TRUE(client.send_line(ping_line(id)));
+    EXPECT_TRUE(is_ok_reply(client.read_line(), id));
+  }
+
+  // Sends a lock request and expects it granted.
+  void raw_lock(LineClient& client, std::uint64_t id, std::string_view name) {
+    ASSERT_TRUE(client.send_line(lock_line(id, name)));
+    EXPECT_TRUE(is_ok_reply(client.read_line(), id)) << "lock " << name;
+  }
+
+  // Sends a lock request for a held name and expects the interim "queued".
+  void raw_queue(LineClient& client, std::uint64_t id, std::string_view name) {
+    ASSERT_TRUE(client.send_line(lock_line(id, name)));
+    auto line = client.read_line();
+    ASSERT_TRUE(line) << "no interim for lock " << name;
+    json interim = json::parse(*line, nullptr, false);
+    EXPECT_TRUE(interim.is_object() && interim.value("queued", false) &&
+                interim.value("id", json()) == id)
+        << "expected queued, got " << printable(*line);
+  }
+
+  // A fresh client can take NAME within the bound (a dead session's lock
+  // is released once the daemon notices the close).
+  void expect_lock_freed(const std::string& name) {
+    baton::Client client = connect_client();
+    std::error_code ec;
+    baton::Lock lock;
+    bool taken = wait_until([&] {
+      lock = client.try_lock(name, baton::LockMode::exclusive, ec);
+      return !ec;
+    });
+    EXPECT_TRUE(taken) << "'" << name << "' stayed held: " << ec.message();
+  }
+
+  // The promise to everybody else: the holder still holds its lock (no lost
+  // event, and a try by another client is busy), can ping, and a third
+  // client can take another lock.
+  void expect_others_unaffected() {
+    SCOPED_TRACE("others unaffected");
+    EXPECT_TRUE(m_held.owns_lock());
+    EXPECT_FALSE(m_held.lost()) << m_held.lost_message();
+    std::error_code ec;
+    m_holder.ping(ec);
+    EXPECT_FALSE(ec) << "holder ping: " << ec.message();
+
+    baton::Client third = connect_client();
+    baton::Lock other = third.try_lock("robust/third", baton::LockMode::exclusive, ec);
+    EXPECT_FALSE(ec) << "third client's lock: " << ec.message();
+    EXPECT_TRUE(other.owns_lock());
+    baton::Lock stolen = third.try_lock("robust/held", baton::LockMode::exclusive, ec);
+    EXPECT_EQ(ec, baton::errc::busy) << "the holder's lock is no longer held: " << ec.message();
+  }
+
+  std::size_t daemon_fd_count() const {
+    std::size_t count = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator(
+             "/proc/" + std::to_string(m_pid) + "/fd", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+      ++count;
+    return count;
+  }
+
+  // The daemon's own count of open sessions, from a status request.
+  long daemon_sessions() {
+    std::error_code ec;
+    baton::Status status = m_holder.status(ec);
+    if (ec) return -1;
+    json reply = json::parse(status.json, nullptr, false);
+    if (!reply.is_object()) return -1;
+    return reply["server"].value("sessions", -1L);
+  }
+
+  std::string m_dir, m_root, m_socket, m_log;
+  pid_t m_pid = -1;
+  std::optional<int> m_exit_status;
+  json m_greeting;
+  baton::Client m_holder;
+  baton::Lock m_held;
+  std::uint64_t m_next_probe = 900000;
+};
+
+// ---------------------------------------------------------------------------
+// Malformed lines: one protocol_error each, with "id":null, connection open.
+
+TEST_F(BadInput, GarbageBytesGetOneProtocolErrorPerLine) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+
+  std::mt19937 random(20240601);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 64; ++i) {
+    std::string line(std::uniform_int_distribution<int>(1, 300)(random), '\0');
+    for (char& c : line) {
+      do c = static_cast<char>(std::uniform_int_distribution<int>(0, 255)(random));
+      while (c == '\n');
+    }
+    line[std::uniform_int_distribution<std::size_t>(0, line.size() - 1)(random)] = '\0';
+    lines.push_back(std::move(line));
+  }
+  lines.push_back(std::string(1, '\0'));
+  lines.push_back(std::string("\0{\"id\":1,\"op\":\"ping\"}", 21));
+  lines.push_back("{\"id\":1,\"op\":\"\xff\xfe\"}");        // invalid UTF-8
+  lines.push_back("{\"id\":1,\"op\":\"ping\"\x01}");        // control byte
+  lines.push_back("\x80\x81\x82\r");                        // CR-LF ending
+  lines.push_back(std::string(30000, '[') + std::string(30000, ']'));  // deep nesting
+  lines.push_back(std::string(60000, '{'));
+
+  std::string stream;
+  for (const std::string& line : lines) stream += line + "\n";
+  ASSERT_TRUE(bad.send_all(stream));
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    SCOPED_TRACE("line " + std::to_string(i) + ": " + printable(lines[i]));
+    auto reply = bad.read_line();
+    ASSERT_TRUE(reply) << (bad.closed_by_peer() ? "closed" : "timeout");
+    EXPECT_TRUE(is_error_reply(*reply, nullptr, "protocol_error"));
+  }
+  expect_alive(bad);  // and nothing more came before the ping's reply
+}
+
+TEST_F(BadInput, NonObjectJsonGetsProtocolError) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  for (const char* line : {"[]", "[1,2]", R"("ping")", "42", "-1.5e300", "null", "true", "{",
+                           "}", R"({"id":1,"op":"ping"} {"id":2,"op":"ping"})",
+                           R"({"id":1,"op":"ping"}x)", R"([{"id":1,"op":"ping"}])"})
+    send_bad(bad, line, nullptr, "protocol_error");
+}
+
+TEST_F(BadInput, MissingOrIllTypedIdGetsProtocolErrorWithNullId) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  for (const char* line :
+       {R"({"op":"ping"})", R"({"id":null,"op":"ping"})", R"({"id":"1","op":"ping"})",
+        R"({"id":-1,"op":"ping"})", R"({"id":1.5,"op":"ping"})", R"({"id":1e3,"op":"ping"})",
+        R"({"id":true,"op":"ping"})", R"({"id":[1],"op":"ping"})", R"({"id":{},"op":"ping"})",
+        R"({"id":9007199254740992,"op":"ping"})",       // 2^53
+        R"({"id":18446744073709551616,"op":"ping"})",   // 2^64
+        R"({"ID":1,"op":"ping"})", R"({})"})
+    send_bad(bad, line, nullptr, "protocol_error");
+  // The largest id is fine.
+  ASSERT_TRUE(bad.send_line(ping_line(9007199254740991)));
+  EXPECT_TRUE(is_ok_reply(bad.read_line(), 9007199254740991));
+}
+
+// ---------------------------------------------------------------------------
+// Well-formed lines with bad contents: the error carries the request's id.
+
+TEST_F(BadInput, UnknownOpGetsInvalidArgument) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  send_bad(bad, R"({"id":1,"op":"frobnicate"})", 1, "invalid_argument");
+  send_bad(bad, R"({"id":2,"op":""})", 2, "invalid_argument");
+  send_bad(bad, R"({"id":3,"op":"LOCK","name":"robust/held"})", 3, "invalid_argument");
+  send_bad(bad, R"({"id":4,"op":"ping "})", 4, "invalid_argument");
+  send_bad(bad, R"({"id":5})", 5, "invalid_argument");            // no op
+  send_bad(bad, R"({"id":6,"op":5})", 6, "invalid_argument");     // ill-typed op
+  send_bad(bad, R"({"id":7,"op":null})", 7, "invalid_argument");
+  send_bad(bad, R"({"id":8,"op":["lock"]})", 8, "invalid_argument");
+}
+
+// The message names what failed in one line, even when it quotes the
+// request: a client may print it as it is.
+TEST_F(BadInput, ErrorMessageStaysOneLineWhenItQuotesTheRequest) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  send_bad(bad, R"({"id":1,"op":"evil\nline\r"})", 1, "invalid_argument");
+  send_bad(bad, R"({"id":2,"op":"\u0000\u001b[2J"})", 2, "invalid_argument");
+}
+
+TEST_F(BadInput, IllTypedFieldsGetInvalidArgument) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  for (const char* line : {
+           R"({"id":10,"op":"lock","name":5})",
+           R"({"id":10,"op":"lock","name":null})",
+           R"({"id":10,"op":"lock","name":["robust/x"]})",
+           R"({"id":10,"op":"lock"})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":-1})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":"x"})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":1.5})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":true})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":1e300})",
+           R"({"id":10,"op":"lock","name":"robust/x","timeout_ms":18446744073709551615})",
+           R"({"id":10,"op":"lock","name":"robust/x","mode":"weird"})",
+           R"({"id":10,"op":"lock","name":"robust/x","mode":1})",
+           R"({"id":10,"op":"lock","name":"robust/x","mode":"EXCLUSIVE"})",
+           R"({"id":10,"op":"unlock","name":5})",
+           R"({"id":10,"op":"unlock"})",
+       })
+    send_bad(bad, line, 10, "invalid_argument");
+  // None of them took the lock: this connection can lock it once.
+  raw_lock(bad, 11, "robust/x");
+}
+
+TEST_F(BadInput, InvalidLockNamesGetInvalidName) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  const std::vector<std::string> names = {
+      "", ".", "..", "a/..", "../robust/held", "a//b", "/a", "a/", "a/./b",
+      std::string(201, 'a'), "a\\u0001b", "a\\u007fb", "tab\\tname", "new\\nline",
+      "caf\\u00e9", "\\u65e5\\u672c", "sp ace", "a+b", "a:b", "a\\\\b", "*"};
+  std::uint64_t id = 20;
+  for (const std::string& name : names) {
+    send_bad(bad, R"({"id":)" + std::to_string(id) + R"(,"op":"lock","name":")" + name + "\"}",
+             id, "invalid_name");
+    ++id;
+    send_bad(bad, R"({"id":)" + std::to_string(id) + R"(,"op":"unlock","name":")" + name + "\"}",
+             id, "invalid_name");
+    ++id;
+  }
+  // 200 characters is the longest valid name.
+  raw_lock(bad, 99, std::string(200, 'a'));
+}
+
+// ---------------------------------------------------------------------------
+// Framing limits.
+
+class MessageLimit : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-message-bytes", "1024"};
+  }
+};
+
+TEST_F(MessageLimit, OversizedMessageGetsLimitExceededThenClose) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  EXPECT_EQ(m_greeting["limits"].value("max_message_bytes", 0), 1024);
+  raw_lock(bad, 1, "robust/oversize-own");
+
+  // Exactly the limit, newline included, is still a message.
+  std::string head = R"({"id":2,"op":"ping","pad":")";
+  std::string at_limit = head + std::string(1024 - head.size() - 3, 'x') + "\"}\n";
+  ASSERT_EQ(at_limit.size(), 1024u);
+  ASSERT_TRUE(bad.send_all(at_limit));
+  EXPECT_TRUE(is_ok_reply(bad.read_line(), 2));
+
+  // One byte more is not.
+  std::string over = head + std::string(1024 - head.size() - 2, 'x') + "\"}\n";
+  ASSERT_EQ(over.size(), 1025u);
+  ASSERT_TRUE(bad.send_all(over));
+  auto line = bad.read_line();
+  ASSERT_TRUE(line) << (bad.closed_by_peer() ? "closed without a reply" : "timeout");
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+  std::string unread;
+  EXPECT_TRUE(bad.wait_closed(&unread)) << "the daemon kept the connection open";
+  EXPECT_EQ(unread, "") << "more than one line after limit_exceeded";
+
+  // The closed session's lock went with it.
+  expect_lock_freed("robust/oversize-own");
+}
+
+TEST_F(MessageLimit, EndlessLineWithoutNewlineIsCutOff) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  // 64 KiB with no newline at all: the daemon must not buffer it.
+  bad.send_all(std::string(64 * 1024, 'a'), 2s);  // may fail once it closes
+  auto line = bad.read_line();
+  ASSERT_TRUE(line) << (bad.closed_by_peer() ? "closed without a reply" : "timeout");
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+  EXPECT_TRUE(bad.wait_closed());
+}
+
+TEST_F(BadInput, TruncatedMessageThenCloseReleasesOnlyOwnLocks) {
+  {
+    LineClient bad = connect_raw();
+    ASSERT_TRUE(bad.is_open());
+    raw_lock(bad, 1, "robust/trunc-own");
+    // Half a request for the holder's lock, then gone.
+    ASSERT_TRUE(bad.send_all(R"({"id":2,"op":"lock","name":"robust/held","timeout_ms":0)"));
+  }
+  expect_lock_freed("robust/trunc-own");
+
+  // Half a line then a half-close: no reply to it, and the daemon closes.
+  LineClient half = connect_raw();
+  ASSERT_TRUE(half.is_open());
+  ASSERT_TRUE(half.send_all(R"({"id":3,"op":"unlock","name":"robust/he)"));
+  ASSERT_EQ(::shutdown(half.fd(), SHUT_WR), 0);
+  std::string unread;
+  EXPECT_TRUE(half.wait_closed(&unread));
+  EXPECT_EQ(unread, "") << "a reply to half a message";
+}
+
+// ---------------------------------------------------------------------------
+// Clients that misbehave over time.
+
+class SendQueueLimit : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-send-queue-bytes", "65536"};
+  }
+};
+
+TEST_F(SendQueueLimit, ClientThatNeverReadsIsDroppedWithItsLocks) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  raw_lock(bad, 1, "robust/slow-own");
+
+  // Pings, never reading a reply, until the daemon hangs up; bounded in time
+  // and bytes, and every send is non-blocking.
+  std::string batch;
+  for (int i = 0; i < 1000; ++i) batch += ping_line(100 + i) + "\n";
+  const auto deadline = Clock::now() + 8s;
+  std::size_t sent = 0;
+  bool dropped = false;
+  while (!dropped && Clock::now() < deadline && sent < (256u << 20)) {
+    ssize_t n = ::send(bad.fd(), batch.data(), batch.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      pollfd p{bad.fd(), POLLOUT, 0};
+      ::poll(&p, 1, 100);
+    } else {
+      dropped = true;  // EPIPE or ECONNRESET: the daemon closed it
+    }
+  }
+  ASSERT_TRUE(dropped) << "still connected after sending " << sent << " bytes of pings";
+
+  expect_lock_freed("robust/slow-own");
+  EXPECT_NE(daemon_log().find("unread"), std::string::npos)
+      << "the daemon did not say why it dropped the client:\n" << daemon_log();
+}
+
+TEST_F(BadInput, WaiterThatVanishesIsForgotten) {
+  std::error_code ec;
+  baton::Lock contended = m_holder.lock("robust/contended", {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  // One waiter closes its socket while queued...
+  {
+    LineClient closer = connect_raw();
+    ASSERT_TRUE(closer.is_open());
+    raw_queue(closer, 1, "robust/contended");
+  }
+  // ... and one is killed while queued (with a timeout, in shared mode).
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    std::string error;
+    LineClient waiter = LineClient::connect_to(m_socket, error);
+    bool queued = waiter.is_open() && waiter.read_line() &&
+                  waiter.send_line(lock_line(2, "robust/contended",
+                                             R"(,"mode":"shared","timeout_ms":60000)"));
+    auto interim = queued ? waiter.read_line() : std::nullopt;
+    char verdict = interim && interim->find("\"queued\":true") != std::string::npos ? 'q' : 'x';
+    (void)!::write(ready[1], &verdict, 1);
+    ::pause();
+    _exit(0);
+  }
+  ::close(ready[1]);
+  char verdict = 0;
+  pollfd p{ready[0], POLLIN, 0};
+  bool heard = ::poll(&p, 1, static_cast<int>(k_bound.count())) == 1 &&
+               ::read(ready[0], &verdict, 1) == 1;
+  ::close(ready[0]);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(heard && verdict == 'q') << "the child never got queued";
+
+  // The queue forgets both.
+  std::size_t waiters = 0;
+  bool forgotten = wait_until([&] {
+    baton::Status status = m_holder.status(ec);
+    waiters = 0;
+    for (const auto& lock : status.locks)
+      if (lock.name == "robust/contended") waiters = lock.waiters.size();
+    return !ec && waiters == 0;
+  });
+  EXPECT_TRUE(forgotten) << waiters << " dead waiters still queued";
+
+  // So a release hands the lock to nobody dead: a fresh client gets it at
+  // once. (The ping orders the unlock before the try.)
+  contended.release();
+  m_holder.ping(ec);
+  ASSERT_FALSE(ec) << ec.message();
+  baton::Client next = connect_client();
+  baton::Lock taken = next.try_lock("robust/contended", baton::LockMode::exclusive, ec);
+  EXPECT_FALSE(ec) << "after the holder released it: " << ec.message();
+}
+
+// ---------------------------------------------------------------------------
+// Daemon limits, each a clear error to the one client that reached it.
+
+class ConnectionLimit : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override { return {"--max-connections", "3"}; }
+};
+
+TEST_F(ConnectionLimit, ConnectionOverTheLimitGetsNullIdErrorAndClose) {
+  // The holder is connection 1.
+  LineClient second = connect_raw();
+  LineClient third = connect_raw();
+  ASSERT_TRUE(second.is_open() && third.is_open());
+  EXPECT_EQ(m_greeting["limits"].value("max_connections", 0), 3);
+
+  std::string error;
+  LineClient fourth = LineClient::connect_to(m_socket, error);
+  ASSERT_TRUE(fourth.is_open()) << error;
+  auto line = fourth.read_line();
+  ASSERT_TRUE(line) << "no line for the refused connection";
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+  std::string unread;
+  EXPECT_TRUE(fourth.wait_closed(&unread)) << "the refused connection stayed open";
+  EXPECT_EQ(unread, "");
+
+  // The ones inside notice nothing; once one leaves, there is room again.
+  expect_alive(second);
+  expect_alive(third);
+  third.close();
+  EXPECT_TRUE(wait_until([&] {
+    LineClient again = LineClient::connect_to(m_socket, error);
+    auto first = again.read_line();
+    return first && first->find("\"baton\"") != std::string::npos;
+  })) << "no room after a connection closed";
+}
+
+class SessionLockLimit : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-locks-per-session", "2"};
+  }
+};
+
+TEST_F(SessionLockLimit, ThirdLockGetsLimitExceeded) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  EXPECT_EQ(m_greeting["limits"].value("max_locks_per_session", 0), 2);
+  raw_lock(bad, 1, "robust/a");
+  raw_lock(bad, 2, "robust/b");
+  send_bad(bad, lock_line(3, "robust/c"), 3, "limit_exceeded");
+  send_bad(bad, lock_line(4, "robust/c", R"(,"timeout_ms":0)"), 4, "limit_exceeded");
+
+  // A release makes room again.
+  ASSERT_TRUE(bad.send_line(R"({"id":5,"op":"unlock","name":"robust/a"})"));
+  EXPECT_TRUE(is_ok_reply(bad.read_line(), 5));
+  raw_lock(bad, 6, "robust/c");
+
+  // A waiting request counts as well.
+  LineClient waiter = connect_raw();
+  ASSERT_TRUE(waiter.is_open());
+  raw_queue(waiter, 1, "robust/held");
+  raw_lock(waiter, 2, "robust/d");
+  send_bad(waiter, lock_line(3, "robust/e"), 3, "limit_exceeded");
+}
+
+TEST_F(BadInput, SameNameTwiceOnOneConnectionGetsAlreadyHeld) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  raw_lock(bad, 1, "robust/dup");
+  send_bad(bad, lock_line(2, "robust/dup"), 2, "already_held");
+  send_bad(bad, lock_line(3, "robust/dup", R"(,"mode":"shared","timeout_ms":0)"), 3,
+           "already_held");
+  // Also while the first request still waits.
+  raw_queue(bad, 4, "robust/held");
+  send_bad(bad, lock_line(5, "robust/held", R"(,"timeout_ms":0)"), 5, "already_held");
+
+  // The first hold is intact.
+  baton::Client other = connect_client();
+  std::error_code ec;
+  baton::Lock stolen = other.try_lock("robust/dup", baton::LockMode::exclusive, ec);
+  EXPECT_EQ(ec, baton::errc::busy) << ec.message();
+}
+
+TEST_F(BadInput, UnlockOfLockNotHeldGetsNotHeld) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  send_bad(bad, R"({"id":1,"op":"unlock","name":"robust/never"})", 1, "not_held");
+  // Another connection's lock cannot be unlocked from here (TearDown checks
+  // the holder still has it).
+  send_bad(bad, R"({"id":2,"op":"unlock","name":"robust/held"})", 2, "not_held");
+  raw_lock(bad, 3, "robust/once");
+  ASSERT_TRUE(bad.send_line(R"({"id":4,"op":"unlock","name":"robust/once"})"));
+  EXPECT_TRUE(is_ok_reply(bad.read_line(), 4));
+  send_bad(bad, R"({"id":5,"op":"unlock","name":"robust/once"})", 5, "not_held");
+}
+
+TEST_F(BadInput, RapidConnectDisconnectLeaksNoDescriptors) {
+  auto cycle = [&](int i) {
+    std::string error;
+    LineClient client = LineClient::connect_to(m_socket, error);
+    if (!client.is_open()) return;
+    switch (i % 5) {
+      case 0: break;                                        // connect, close
+      case 1: client.read_line(1s); break;                  // greeting, close
+      case 2: client.send_all(R"({"id":1,"op":"lo)"); break;  // half a line
+      case 3: client.send_line(ping_line(1)); break;         // never reads the reply
+      case 4:                                               // half-close, wait
+        ::shutdown(client.fd(), SHUT_WR);
+        client.wait_closed(nullptr, 1s);
+        break;
+    }
+  };
+  for (int i = 0; i < 20; ++i) cycle(i);  // warm-up: lazily opened files
+  ASSERT_TRUE(wait_until([&] { return daemon_sessions() == 1; })) << daemon_sessions();
+  const std::size_t before = daemon_fd_count();
+  ASSERT_GT(before, 0u);
+
+  for (int i = 0; i < 1000; ++i) cycle(i);
+
+  long sessions = -1;
+  EXPECT_TRUE(wait_until([&] { return (sessions = daemon_sessions()) == 1; }))
+      << sessions << " sessions left";
+  std::size_t after = 0;
+  EXPECT_TRUE(wait_until([&] { return (after = daemon_fd_count()) <= before; }))
+      << "descriptors: " << before << " before, " << after << " after";
+}
+
+class AllowList : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--allow-uids", std::to_string(::getuid()), "--socket-mode", "0666"};
+  }
+};
+
+TEST_F(AllowList, PeerNotOnAllowListGetsPermissionDenied) {
+  constexpr uid_t k_other = 65534;  // nobody
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another uid";
+  if (::getuid() == k_other) GTEST_SKIP() << "already running as uid 65534";
+
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(out[0]);
+    json result;
+    if (::setgroups(0, nullptr) != 0 || ::setgid(k_other) != 0 || ::setuid(k_other) != 0) {
+      result["error"] = std::string("cannot become uid 65534: ") + std::strerror(errno);
+    } else {
+      std::string error;
+      LineClient client = LineClient::connect_to(m_socket, error);
+      if (!client.is_open()) {
+        result["error"] = error;
+      } else {
+        auto line = client.read_line();
+        result["line"] = line ? json(*line) : json(nullptr);
+        std::string unread;
+        result["closed"] = client.wait_closed(&unread);
+        result["unread"] = unread;
+      }
+    }
+    std::string text = result.dump(-1, ' ', false, json::error_handler_t::replace);
+    (void)!::write(out[1], text.data(), text.size());
+    _exit(0);
+  }
+  ::close(out[1]);
+  std::string text;
+  char chunk[4096];
+  const auto deadline = Clock::now() + 10s;
+  for (;;) {
+    pollfd p{out[0], POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) <= 0) break;
+    ssize_t n = ::read(out[0], chunk, sizeof chunk);
+    if (n <= 0) break;
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+
+  json result = json::parse(text, nullptr, false);
+  ASSERT_TRUE(result.is_object()) << "child said: " << printable(text);
+  ASSERT_FALSE(result.contains("error")) << result["error"];
+  ASSERT_TRUE(result["line"].is_string()) << "no line for the refused peer";
+  EXPECT_TRUE(is_error_reply(result["line"].get<std::string>(), nullptr, "permission_denied"));
+  EXPECT_TRUE(result.value("closed", false)) << "the refused peer stayed connected";
+  EXPECT_EQ(result.value("unread", std::string()), "");
+}
+
+}  // namespace
