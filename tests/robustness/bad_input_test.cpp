@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -235,6 +237,27 @@ testing::AssertionResult is_ok_reply(const std::optional<std::string>& line, std
   return testing::AssertionSuccess();
 }
 
+// Sends BYTES with COUNT descriptors of /dev/null attached (SCM_RIGHTS).
+bool send_with_descriptors(int socket, const std::string& bytes, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) fds.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  iovec part{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr message{};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
+  ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+  for (int fd : fds) ::close(fd);
+  return sent == static_cast<ssize_t>(bytes.size());
+}
+
 std::string ping_line(std::uint64_t id) {
   return R"({"id":)" + std::to_string(id) + R"(,"op":"ping"})";
 }
@@ -245,61 +268,44 @@ std::string lock_line(std::uint64_t id, std::string_view name, std::string_view 
 }
 
 // ---------------------------------------------------------------------------
-// The fixture: a batond of our own, and a well-behaved holder.
+// A batond child process, its stdout and stderr in a log file.
 
-class BadInput : public testing::Test {
- protected:
-  // Extra flags for this fixture's daemon.
-  virtual std::vector<std::string> daemon_flags() const { return {}; }
-
-  void SetUp() override {
-    char pattern[] = "/tmp/baton-robust-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr) << std::strerror(errno);
-    m_dir = pattern;
-    ::chmod(m_dir.c_str(), 0711);  // lets the other-uid peer reach the socket
-    m_root = m_dir + "/root";
-    m_socket = m_dir + "/baton.sock";
-    m_log = m_dir + "/batond.log";
-    std::filesystem::create_directory(m_root);
-    ASSERT_NO_FATAL_FAILURE(start_daemon());
-
-    m_holder = connect_client();
-    ASSERT_TRUE(m_holder.connected());
-    std::error_code ec;
-    m_held = m_holder.lock("robust/held", {}, ec);
-    ASSERT_FALSE(ec) << ec.message();
-  }
-
-  void TearDown() override {
-    if (m_pid > 0) {
-      if (!HasFatalFailure()) expect_others_unaffected();
-      m_held.release();
-      m_holder.close();
-      stop_daemon();
-    }
-    if (!m_dir.empty() && !std::getenv("BATON_TEST_KEEP_DIRS")) {  // set to debug
-      std::error_code ignored;
-      std::filesystem::remove_all(m_dir, ignored);
+class DaemonProcess {
+ public:
+  DaemonProcess() = default;
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+  ~DaemonProcess() {
+    if (running()) {
+      ::kill(m_pid, SIGKILL);
+      ::waitpid(m_pid, nullptr, 0);
     }
   }
 
-  void start_daemon() {
-    std::vector<std::string> args = {BATON_TEST_BATOND, "--root", m_root, "--socket", m_socket,
-                                     "--pod-name", "robust", "--node-name", "robust-node",
-                                     "--log-level", "info"};
-    for (const std::string& flag : daemon_flags()) args.push_back(flag);
+  // Starts batond with FLAGS on SOCKET and waits for its greeting. FD_LIMIT,
+  // when set, is its RLIMIT_NOFILE. Returns "" or what went wrong.
+  std::string start(const std::vector<std::string>& flags, const std::string& socket,
+                    const std::string& log, std::optional<rlim_t> fd_limit = std::nullopt) {
+    m_socket = socket;
+    m_log = log;
+    std::vector<std::string> args = {BATON_TEST_BATOND, "--socket", socket};
+    args.insert(args.end(), flags.begin(), flags.end());
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e)
       if (std::strncmp(*e, "BATON_", 6) != 0) env.emplace_back(*e);
 
     pid_t pid = ::fork();
-    ASSERT_GE(pid, 0) << std::strerror(errno);
+    if (pid < 0) return std::string("fork: ") + std::strerror(errno);
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
-      int log = ::open(m_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (log >= 0) {
-        ::dup2(log, 1);
-        ::dup2(log, 2);
+      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out >= 0) {
+        ::dup2(out, 1);
+        ::dup2(out, 2);
+      }
+      if (fd_limit) {
+        rlimit limit{*fd_limit, *fd_limit};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
       }
       std::vector<char*> argv, envp;
       for (auto& a : args) argv.push_back(a.data());
@@ -312,54 +318,124 @@ class BadInput : public testing::Test {
     m_pid = pid;
     bool ready = wait_until(
         [&] {
-          if (!daemon_running()) return true;
+          if (!running()) return true;
           std::string error;
           LineClient probe = LineClient::connect_to(m_socket, error);
           return probe.is_open() && probe.read_line(500ms).has_value();
         },
         10s);
-    ASSERT_TRUE(daemon_running()) << "batond exited during start-up:\n" << daemon_log();
-    ASSERT_TRUE(ready) << "batond did not greet within 10 s:\n" << daemon_log();
+    if (!running()) return "batond exited during start-up:\n" + log_text();
+    if (!ready) return "batond did not greet within 10 s:\n" + log_text();
+    return {};
   }
 
-  bool daemon_running() {
-    if (m_pid <= 0 || m_exit_status) return false;
+  bool running() {
+    if (m_pid <= 0 || m_status) return false;
     int status = 0;
     if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
-      m_exit_status = status;
+      m_status = status;
       return false;
     }
     return true;
   }
+  bool started() const { return m_pid > 0; }
+  pid_t pid() const { return m_pid; }
+  std::string log_text() const { return read_text_file(m_log); }
 
-  std::string daemon_log() const { return read_text_file(m_log); }
-
-  // SIGTERM must end it with 0, and its stderr must be free of bugs.
-  void stop_daemon() {
-    EXPECT_TRUE(daemon_running()) << "batond died during the test:\n" << daemon_log();
-    if (daemon_running()) {
+  // SIGTERM must end it with 0 within 10 s, and its log must be free of
+  // bug reports. Returns "" or what went wrong.
+  std::string stop() {
+    std::string problems;
+    if (!running() && !m_status) return {};
+    if (!running()) problems += "batond died before SIGTERM\n";
+    if (running()) {
       ::kill(m_pid, SIGTERM);
-      bool exited = wait_until([&] { return !daemon_running(); }, 10s);
-      if (!exited) {
+      if (!wait_until([&] { return !running(); }, 10s)) {
         ::kill(m_pid, SIGKILL);
         ::waitpid(m_pid, nullptr, 0);
-        ADD_FAILURE() << "batond did not exit within 10 s of SIGTERM:\n" << daemon_log();
+        m_status = -1;
+        problems += "batond did not exit within 10 s of SIGTERM\n";
       }
     }
-    if (m_exit_status) {
-      EXPECT_TRUE(WIFEXITED(*m_exit_status) && WEXITSTATUS(*m_exit_status) == 0)
-          << "batond ended with status " << *m_exit_status << ":\n" << daemon_log();
-    }
-    std::string log = daemon_log();
+    if (m_status && *m_status != -1 && !(WIFEXITED(*m_status) && WEXITSTATUS(*m_status) == 0))
+      problems += "batond ended with wait status " + std::to_string(*m_status) + "\n";
+    std::string log = log_text();
     for (const char* bad : {"internal error", "AddressSanitizer", "LeakSanitizer",
                             "runtime error:", "ThreadSanitizer", "terminate called"})
-      EXPECT_EQ(log.find(bad), std::string::npos) << "batond logged '" << bad << "':\n" << log;
+      if (log.find(bad) != std::string::npos)
+        problems += std::string("batond logged '") + bad + "'\n";
     m_pid = -1;
+    return problems.empty() ? problems : problems + "log:\n" + log;
   }
 
-  baton::ClientOptions client_options() const {
+ private:
+  pid_t m_pid = -1;
+  std::optional<int> m_status;
+  std::string m_socket, m_log;
+};
+
+// ---------------------------------------------------------------------------
+// The fixture: a batond of our own, and a well-behaved holder.
+
+class BadInput : public testing::Test {
+ protected:
+  // Extra flags for this fixture's daemon.
+  virtual std::vector<std::string> daemon_flags() const { return {}; }
+  // Its RLIMIT_NOFILE, if it should have a particular one.
+  virtual std::optional<rlim_t> daemon_fd_limit() const { return std::nullopt; }
+
+  void SetUp() override {
+    char pattern[] = "/tmp/baton-robust-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr) << std::strerror(errno);
+    m_dir = pattern;
+    ::chmod(m_dir.c_str(), 0711);  // lets the other-uid peer reach the socket
+    m_root = m_dir + "/root";
+    m_socket = m_dir + "/baton.sock";
+    std::filesystem::create_directory(m_root);
+    std::vector<std::string> flags = daemon_flags_for("robust");
+    for (const std::string& flag : daemon_flags()) flags.push_back(flag);
+    std::string error = m_daemon.start(flags, m_socket, m_dir + "/batond.log", daemon_fd_limit());
+    ASSERT_EQ(error, "");
+
+    m_holder = connect_client();
+    ASSERT_TRUE(m_holder.connected());
+    std::error_code ec;
+    m_held = m_holder.lock("robust/held", {}, ec);
+    ASSERT_FALSE(ec) << ec.message();
+  }
+
+  void TearDown() override {
+    if (m_daemon.started()) {
+      if (!HasFatalFailure()) expect_others_unaffected();
+      m_held.release();
+      m_holder.close();
+      EXPECT_EQ(m_daemon.stop(), "");
+    }
+    if (m_peer.started()) {
+      EXPECT_EQ(m_peer.stop(), "") << "(the second daemon)";
+    }
+    if (!m_dir.empty() && !std::getenv("BATON_TEST_KEEP_DIRS")) {  // set to debug
+      std::error_code ignored;
+      std::filesystem::remove_all(m_dir, ignored);
+    }
+  }
+
+  std::vector<std::string> daemon_flags_for(const std::string& pod) const {
+    return {"--root", m_root, "--pod-name", pod, "--node-name", "robust-node",
+            "--log-level", "info"};
+  }
+
+  // A second daemon on the same root: another pod, as far as locks go.
+  std::string start_peer() {
+    m_peer_socket = m_dir + "/peer.sock";
+    return m_peer.start(daemon_flags_for("robust-peer"), m_peer_socket, m_dir + "/peer.log");
+  }
+
+  std::string daemon_log() const { return m_daemon.log_text(); }
+
+  baton::ClientOptions client_options(const std::string& socket = {}) const {
     baton::ClientOptions options;
-    options.socket_path = m_socket;
+    options.socket_path = socket.empty() ? m_socket : socket;
     options.connect_timeout = k_bound;
     options.request_timeout = k_bound;
     return options;
@@ -367,11 +443,11 @@ class BadInput : public testing::Test {
 
   // A libbaton client; retried while the daemon is at its connection limit
   // (it counts a closed connection until it has noticed the close).
-  baton::Client connect_client() {
+  baton::Client connect_client(const std::string& socket = {}) {
     baton::Client client;
     std::error_code ec;
     wait_until([&] {
-      client.connect(client_options(), ec);
+      client.connect(client_options(socket), ec);
       return ec != baton::errc::limit_exceeded;
     });
     EXPECT_FALSE(ec) << "libbaton connect: " << ec.message();
@@ -428,8 +504,9 @@ class BadInput : public testing::Test {
   }
 
   // Sends a lock request for a held name and expects the interim "queued".
-  void raw_queue(LineClient& client, std::uint64_t id, std::string_view name) {
-    ASSERT_TRUE(client.send_line(lock_line(id, name)));
+  void raw_queue(LineClient& client, std::uint64_t id, std::string_view name,
+                 std::string_view extra = "") {
+    ASSERT_TRUE(client.send_line(lock_line(id, name, extra)));
     auto line = client.read_line();
     ASSERT_TRUE(line) << "no interim for lock " << name;
     json interim = json::parse(*line, nullptr, false);
@@ -440,8 +517,8 @@ class BadInput : public testing::Test {
 
   // A fresh client can take NAME within the bound (a dead session's lock
   // is released once the daemon notices the close).
-  void expect_lock_freed(const std::string& name) {
-    baton::Client client = connect_client();
+  void expect_lock_freed(const std::string& name, const std::string& socket = {}) {
+    baton::Client client = connect_client(socket);
     std::error_code ec;
     baton::Lock lock;
     bool taken = wait_until([&] {
@@ -474,7 +551,7 @@ class BadInput : public testing::Test {
     std::size_t count = 0;
     std::error_code ec;
     for (auto it = std::filesystem::directory_iterator(
-             "/proc/" + std::to_string(m_pid) + "/fd", ec);
+             "/proc/" + std::to_string(m_daemon.pid()) + "/fd", ec);
          !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
       ++count;
     return count;
@@ -490,9 +567,8 @@ class BadInput : public testing::Test {
     return reply["server"].value("sessions", -1L);
   }
 
-  std::string m_dir, m_root, m_socket, m_log;
-  pid_t m_pid = -1;
-  std::optional<int> m_exit_status;
+  std::string m_dir, m_root, m_socket, m_peer_socket;
+  DaemonProcess m_daemon, m_peer;
   json m_greeting;
   baton::Client m_holder;
   baton::Lock m_held;
@@ -608,8 +684,12 @@ TEST_F(BadInput, IllTypedFieldsGetInvalidArgument) {
            R"({"id":10,"op":"unlock"})",
        })
     send_bad(bad, line, 10, "invalid_argument");
+  send_bad(bad, lock_line(10, "robust/x", R"(,"timeout_ms":8796093022209)"), 10,
+           "invalid_argument");  // 2^43 + 1
   // None of them took the lock: this connection can lock it once.
   raw_lock(bad, 11, "robust/x");
+  // The longest timeout there is (2^43 ms) is a valid wait.
+  raw_queue(bad, 12, "robust/held", R"(,"timeout_ms":8796093022208)");
 }
 
 TEST_F(BadInput, InvalidLockNamesGetInvalidName) {
@@ -690,6 +770,16 @@ TEST_F(BadInput, TruncatedMessageThenCloseReleasesOnlyOwnLocks) {
     ASSERT_TRUE(bad.send_all(R"({"id":2,"op":"lock","name":"robust/held","timeout_ms":0)"));
   }
   expect_lock_freed("robust/trunc-own");
+
+  // A whole request in pieces, by contrast, is one request.
+  LineClient pieces = connect_raw();
+  ASSERT_TRUE(pieces.is_open());
+  for (std::string_view piece : {R"({"id":7,)", R"("op":"pi)", R"(ng"})"}) {
+    ASSERT_TRUE(pieces.send_all(piece));
+    EXPECT_FALSE(pieces.read_line(20ms)) << "a reply before the line was complete";
+  }
+  ASSERT_TRUE(pieces.send_all("\n"));
+  EXPECT_TRUE(is_ok_reply(pieces.read_line(), 7));
 
   // Half a line then a half-close: no reply to it, and the daemon closes.
   LineClient half = connect_raw();
@@ -826,6 +916,12 @@ TEST_F(ConnectionLimit, ConnectionOverTheLimitGetsNullIdErrorAndClose) {
   EXPECT_TRUE(fourth.wait_closed(&unread)) << "the refused connection stayed open";
   EXPECT_EQ(unread, "");
 
+  // Refused clients that leave before the daemon writes to them.
+  for (int i = 0; i < 50; ++i) {
+    LineClient gone = LineClient::connect_to(m_socket, error);
+    EXPECT_TRUE(gone.is_open()) << error;
+  }
+
   // The ones inside notice nothing; once one leaves, there is room again.
   expect_alive(second);
   expect_alive(third);
@@ -902,7 +998,7 @@ TEST_F(BadInput, RapidConnectDisconnectLeaksNoDescriptors) {
     std::string error;
     LineClient client = LineClient::connect_to(m_socket, error);
     if (!client.is_open()) return;
-    switch (i % 5) {
+    switch (i % 6) {
       case 0: break;                                        // connect, close
       case 1: client.read_line(1s); break;                  // greeting, close
       case 2: client.send_all(R"({"id":1,"op":"lo)"); break;  // half a line
@@ -910,6 +1006,10 @@ TEST_F(BadInput, RapidConnectDisconnectLeaksNoDescriptors) {
       case 4:                                               // half-close, wait
         ::shutdown(client.fd(), SHUT_WR);
         client.wait_closed(nullptr, 1s);
+        break;
+      case 5:  // descriptors the daemon never asked for, with a request
+        send_with_descriptors(client.fd(), ping_line(1) + "\n", 3);
+        client.read_line(1s);
         break;
     }
   };
@@ -919,6 +1019,14 @@ TEST_F(BadInput, RapidConnectDisconnectLeaksNoDescriptors) {
   ASSERT_GT(before, 0u);
 
   for (int i = 0; i < 1000; ++i) cycle(i);
+  // And descriptors passed on a connection that stays.
+  LineClient stays = connect_raw();
+  ASSERT_TRUE(stays.is_open());
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(send_with_descriptors(stays.fd(), ping_line(i) + "\n", 4));
+    EXPECT_TRUE(is_ok_reply(stays.read_line(), i));
+  }
+  stays.close();
 
   long sessions = -1;
   EXPECT_TRUE(wait_until([&] { return (sessions = daemon_sessions()) == 1; }))
@@ -988,6 +1096,323 @@ TEST_F(AllowList, PeerNotOnAllowListGetsPermissionDenied) {
   EXPECT_TRUE(is_error_reply(result["line"].get<std::string>(), nullptr, "permission_denied"));
   EXPECT_TRUE(result.value("closed", false)) << "the refused peer stayed connected";
   EXPECT_EQ(result.value("unread", std::string()), "");
+}
+
+TEST_F(BadInput, WaiterForAnotherPodsLockThatVanishesIsForgotten) {
+  ASSERT_EQ(start_peer(), "");
+  // The peer daemon's client holds the lock: our daemon's waiters contend
+  // for the lock file, not just in the local queue.
+  baton::Client peer_holder = connect_client(m_peer_socket);
+  std::error_code ec;
+  baton::Lock held_by_peer = peer_holder.lock("robust/cross", {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+
+  for (int i = 0; i < 6; ++i) {
+    LineClient waiter = connect_raw();
+    ASSERT_TRUE(waiter.is_open());
+    raw_queue(waiter, 1, "robust/cross", i % 2 ? R"(,"mode":"shared")" : "");
+    if (i % 3 == 0) ::shutdown(waiter.fd(), SHUT_WR);  // some leave by half-closing
+  }
+  std::size_t waiters = 0;
+  EXPECT_TRUE(wait_until([&] {
+    baton::Status status = m_holder.status(ec);
+    waiters = 0;
+    for (const auto& lock : status.locks)
+      if (lock.name == "robust/cross") waiters = lock.waiters.size();
+    return !ec && waiters == 0;
+  })) << waiters << " dead waiters still queued";
+
+  // Once the peer's holder lets go, nobody dead here keeps the lock: the
+  // peer's next client gets it.
+  held_by_peer.release();
+  peer_holder.ping(ec);
+  expect_lock_freed("robust/cross", m_peer_socket);
+}
+
+// Many locks held by others make a long status line; libbaton must still
+// read it, and a holder that asks for status must not lose its locks.
+TEST_F(BadInput, StatusWithManyLocksStillReachesLibbaton) {
+  std::vector<LineClient> hoarders;
+  for (int k = 0; k < 6; ++k) {
+    hoarders.push_back(connect_raw());
+    ASSERT_TRUE(hoarders.back().is_open());
+    for (int i = 0; i < 60; ++i) {
+      std::string name = "robust/h" + std::to_string(k) + "-" + std::to_string(i) + "/";
+      name += std::string(190 - name.size(), 'x');
+      ASSERT_NO_FATAL_FAILURE(raw_lock(hoarders.back(), static_cast<std::uint64_t>(i + 1), name));
+    }
+  }
+  std::error_code ec;
+  baton::Status status = m_holder.status(ec);
+  EXPECT_FALSE(ec) << "status with " << 6 * 60 + 1 << " locks held: " << ec.message();
+  EXPECT_GE(status.locks.size(), 361u);
+  EXPECT_FALSE(m_held.lost()) << "asking for status cost the holder its lock";
+}
+
+// Per-connection limits hold for a burst too, not only for requests sent
+// one at a time after the replies to the earlier ones.
+TEST_F(BadInput, BurstOfPublishBeginsStaysWithinThePerConnectionLimit) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  constexpr int k_burst = 200;
+  std::string burst;
+  for (int i = 1; i <= k_burst; ++i)
+    burst += R"({"id":)" + std::to_string(i) + R"(,"op":"publish_begin","path":"burst/f)" +
+             std::to_string(i) + "\"}\n";
+  ASSERT_TRUE(bad.send_all(burst));
+  int begun = 0, refused = 0;
+  for (int i = 0; i < k_burst; ++i) {
+    auto line = bad.read_line();  // passed descriptors are dropped by recv(2)
+    ASSERT_TRUE(line) << "reply " << i << ": " << (bad.closed_by_peer() ? "closed" : "timeout");
+    json reply = json::parse(*line, nullptr, false);
+    if (reply.value("ok", false)) {
+      ++begun;
+    } else {
+      EXPECT_TRUE(is_error_reply(*line, reply.value("id", json()), "limit_exceeded"));
+      ++refused;
+    }
+  }
+  EXPECT_LE(begun, 16) << "publishes in progress on one connection (" << refused
+                       << " refused); the limit is 16";
+}
+
+TEST_F(BadInput, BurstOfEnqueueBeginsStaysWithinThePerConnectionLimit) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  constexpr int k_burst = 200;
+  std::string burst;
+  for (int i = 1; i <= k_burst; ++i)
+    burst += R"({"id":)" + std::to_string(i) + R"(,"op":"enqueue_begin","queue":"burst-queue"})" "\n";
+  ASSERT_TRUE(bad.send_all(burst));
+  int begun = 0;
+  for (int i = 0; i < k_burst; ++i) {
+    auto line = bad.read_line();
+    ASSERT_TRUE(line) << "reply " << i << ": " << (bad.closed_by_peer() ? "closed" : "timeout");
+    json reply = json::parse(*line, nullptr, false);
+    if (reply.value("ok", false))
+      ++begun;
+    else
+      EXPECT_TRUE(is_error_reply(*line, reply.value("id", json()), "limit_exceeded"));
+  }
+  EXPECT_LE(begun, 16) << "enqueues in progress on one connection; the limit is 16";
+}
+
+// A connection that piles up waits (for a path nobody publishes) must get
+// a limit or be dropped, not slow the daemon down for everybody.
+TEST_F(BadInput, ManyPendingWaitsDoNotStallOtherClients) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  std::string burst;
+  for (int i = 1; i <= 20000; ++i)
+    burst += R"({"id":)" + std::to_string(i) + R"(,"op":"wait","path":"robust-nothing/here"})" "\n";
+  bad.send_all(burst, 5s);  // may fail if the daemon drops us: fine
+
+  // Pings from the holder and fresh connections stay prompt over a few poll
+  // intervals (--poll-interval is 0.5 s).
+  baton::ClientOptions quick = client_options();
+  quick.connect_timeout = 1s;
+  quick.request_timeout = 1s;
+  milliseconds worst{0};
+  const auto until = Clock::now() + 2s;
+  while (Clock::now() < until && worst < 1s) {
+    const auto begin = Clock::now();
+    baton::Client probe;
+    std::error_code ec;
+    probe.connect(quick, ec);
+    if (!ec) probe.ping(ec);
+    auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - begin);
+    if (ec) took = std::max(took, milliseconds(1s));
+    worst = std::max(worst, took);
+    ::usleep(50000);
+  }
+  EXPECT_LT(worst, 500ms) << "a fresh client's connect and ping took " << worst.count()
+                          << " ms while another connection had 20000 waits pending";
+  bad.close();
+  // Let the daemon shed the waits before TearDown's checks (with probes of
+  // their own: a holder whose request times out gives its connection up).
+  wait_until([&] {
+    baton::Client probe;
+    std::error_code ec;
+    probe.connect(quick, ec);
+    if (!ec) probe.ping(ec);
+    return !ec;
+  }, 20s);
+}
+
+// The daemon may be told to serve more connections than it has descriptors
+// for (--max-connections defaults to 1024, a common RLIMIT_NOFILE). Those it
+// cannot serve must still get an answer, and clients it does serve must
+// still be able to take locks.
+class FdLimit : public BadInput {
+ protected:
+  std::optional<rlim_t> daemon_fd_limit() const override { return 64; }
+};
+
+TEST_F(FdLimit, ConnectionsBeyondTheDescriptorLimitGetAnAnswer) {
+  std::vector<LineClient> clients;
+  for (int i = 0; i < 80; ++i) {
+    std::string error;
+    clients.push_back(LineClient::connect_to(m_socket, error));
+    ASSERT_TRUE(clients.back().is_open()) << error;
+  }
+  int greeted = 0, refused = 0, silent = 0;
+  const auto deadline = Clock::now() + 2s;
+  for (LineClient& client : clients) {
+    auto line = client.read_line(std::chrono::duration_cast<milliseconds>(
+        std::max(deadline - Clock::now(), Clock::duration(20ms))));
+    if (!line) {
+      ++silent;
+    } else if (line->find("\"baton\"") != std::string::npos) {
+      ++greeted;
+    } else {
+      EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+      ++refused;
+    }
+  }
+  EXPECT_EQ(silent, 0) << "connections left without a greeting or an error (" << greeted
+                       << " greeted, " << refused << " refused)";
+  std::error_code ec;
+  baton::Lock fresh = m_holder.try_lock("robust/fresh", baton::LockMode::exclusive, ec);
+  EXPECT_FALSE(ec) << "the holder's next lock: " << ec.message() << ": "
+                   << m_holder.last_error_message();
+  fresh.release();
+  clients.clear();
+}
+
+// ---------------------------------------------------------------------------
+// The other direction: libbaton against a daemon that sends ill-typed
+// fields. Every error_code& overload promises not to throw, and
+// Client::connect(options, ec) is noexcept: a throw there is std::terminate.
+
+// A fake batond in a child process: accepts one connection on SOCKET, sends
+// SCRIPT[0] at once and SCRIPT[i] after the i-th line it reads, then waits
+// for the client to close.
+pid_t start_fake_daemon(const std::string& socket, std::vector<std::string> script) {
+  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
+  if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(listener, 4) != 0)
+    return -1;
+  pid_t pid = ::fork();
+  if (pid != 0) {
+    ::close(listener);
+    return pid;
+  }
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int fd = ::accept(listener, nullptr, nullptr);
+  for (std::size_t i = 0; fd >= 0 && i < script.size(); ++i) {
+    std::string line = script[i] + "\n";
+    if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0) break;
+    char c = 0;
+    while (::recv(fd, &c, 1, 0) == 1 && c != '\n') {
+    }
+  }
+  char c = 0;
+  while (fd >= 0 && ::recv(fd, &c, 1, 0) > 0) {
+  }
+  _exit(0);
+}
+
+// Runs BODY in a child process; its exit code, or 128 + the signal.
+int run_in_child(const std::function<int()>& body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 2);  // terminate's message
+    _exit(body());
+  }
+  int status = 0;
+  bool done = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 10s);
+  if (!done) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+class LibbatonAgainstABadDaemon : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/baton-fake-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    m_dir = pattern;
+    m_options.socket_path = m_dir + "/fake.sock";
+    m_options.connect_timeout = 2s;
+    m_options.request_timeout = 2s;
+  }
+  void TearDown() override {
+    if (m_fake > 0) {
+      ::kill(m_fake, SIGKILL);
+      ::waitpid(m_fake, nullptr, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(m_dir, ignored);
+  }
+  void fake(std::vector<std::string> script) {
+    m_fake = start_fake_daemon(m_options.socket_path, std::move(script));
+    ASSERT_GT(m_fake, 0) << std::strerror(errno);
+  }
+
+  static constexpr const char* k_greeting =
+      R"({"baton":1,"server":"fake","pod":"p","node":"n","capabilities":["lock"],)"
+      R"("limits":{"max_message_bytes":65536,"max_locks_per_session":64,"max_connections":8}})";
+  std::string m_dir;
+  baton::ClientOptions m_options;
+  pid_t m_fake = -1;
+};
+
+TEST_F(LibbatonAgainstABadDaemon, IllTypedGreetingIsAnErrorNotACrash) {
+  fake({R"({"baton":1,"server":5,"pod":"p","node":"n"})"});
+  int code = run_in_child([&] {
+    baton::Client client;
+    std::error_code ec;
+    client.connect(m_options, ec);  // noexcept
+    return ec ? 0 : 1;
+  });
+  EXPECT_EQ(code, 0) << (code == 128 + SIGABRT ? "std::terminate: an exception left the noexcept "
+                                                 "Client::connect(options, ec)"
+                                               : "connect accepted the greeting");
+}
+
+TEST_F(LibbatonAgainstABadDaemon, IllTypedReplyIsAnErrorNotAThrow) {
+  fake({k_greeting, R"({"id":1,"ok":false,"error":"busy","message":7})"});
+  int code = run_in_child([&] {
+    baton::Client client;
+    std::error_code ec;
+    client.connect(m_options, ec);
+    if (ec) return 2;
+    try {
+      baton::Lock lock = client.lock("x", {}, ec);
+    } catch (...) {
+      return 3;
+    }
+    return ec ? 0 : 1;
+  });
+  EXPECT_EQ(code, 0) << (code == 3 ? "Client::lock(name, options, ec) threw" : "");
+}
+
+TEST_F(LibbatonAgainstABadDaemon, IllTypedEventIsAnErrorNotAThrow) {
+  fake({k_greeting, R"({"id":1,"ok":true,"name":"x","token":1,"waited_us":1})" "\n"
+                    R"({"event":5,"name":"x"})"});
+  int code = run_in_child([&] {
+    baton::Client client;
+    std::error_code ec;
+    client.connect(m_options, ec);
+    if (ec) return 2;
+    baton::Lock lock = client.lock("x", {}, ec);
+    if (ec) return 4;
+    try {
+      wait_until([&] { return client.process_events() || lock.lost(); }, 1s);
+    } catch (...) {
+      return 3;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0) << (code == 3 ? "Client::process_events() threw on {\"event\":5}" : "");
 }
 
 }  // namespace
