@@ -1205,7 +1205,14 @@ TEST_F(BadInput, ManyPendingWaitsDoNotStallOtherClients) {
   std::string burst;
   for (int i = 1; i <= 20000; ++i)
     burst += R"({"id":)" + std::to_string(i) + R"(,"op":"wait","path":"robust-nothing/here"})" "\n";
-  bad.send_all(burst, 5s);  // may fail if the daemon drops us: fine
+  // A ping after them: its reply says the daemon has taken them all in.
+  burst += ping_line(20001) + "\n";
+  if (bad.send_all(burst, 10s)) {  // may fail if the daemon drops us: fine
+    auto line = bad.read_line(20s);
+    if (line) {
+      EXPECT_TRUE(is_ok_reply(line, 20001));
+    }
+  }
 
   // Pings from the holder and fresh connections stay prompt over a few poll
   // intervals (--poll-interval is 0.5 s).
