@@ -22,17 +22,17 @@ Status parse_status(json reply) {
   Status status;
   const json& server = reply["server"];
   if (server.is_object()) {
-    status.server.server = server.value("server", std::string());
-    status.server.pod = server.value("pod", std::string());
-    status.server.node = server.value("node", std::string());
-    status.server.root = server.value("root", std::string());
+    status.server.server = protocol::field(server, "server", std::string());
+    status.server.pod = protocol::field(server, "pod", std::string());
+    status.server.node = protocol::field(server, "node", std::string());
+    status.server.root = protocol::field(server, "root", std::string());
   }
   status.server.protocol = protocol::k_version;
   if (const json& locks = reply["locks"]; locks.is_array()) {
     for (const json& entry : locks) {
       if (!entry.is_object()) continue;
       LockStatus lock;
-      lock.name = entry.value("name", std::string());
+      lock.name = protocol::field(entry, "name", std::string());
       for (const char* field : {"holders", "waiters"}) {
         auto& out = field[0] == 'h' ? lock.holders : lock.waiters;
         if (auto it = entry.find(field); it != entry.end() && it->is_array())
@@ -70,6 +70,8 @@ void Client::connect(const ClientOptions& options, std::error_code& ec) noexcept
     m_connection = detail::Connection::open(options, ec);
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
+  } catch (const std::exception&) {
+    ec = make_error_code(errc::protocol_error);  // a daemon that breaks the protocol
   }
 }
 
@@ -104,7 +106,7 @@ Lock Client::lock(std::string_view name, const LockOptions& options,
     if (!options.on_queued) return;
     QueueInfo info;
     info.name = std::string(name);
-    info.position = interim.value("position", std::size_t{0});
+    info.position = protocol::field(interim, "position", std::size_t{0});
     if (auto it = interim.find("holder"); it != interim.end() && it->is_object())
       info.holder = it->get<Holder>();
     options.on_queued(info);
@@ -116,8 +118,8 @@ Lock Client::lock(std::string_view name, const LockOptions& options,
   auto state = std::make_shared<detail::LockState>();
   state->name = std::string(name);
   state->mode = options.mode;
-  state->token = reply->value("token", std::uint64_t{0});
-  state->waited = std::chrono::microseconds(reply->value("waited_us", std::int64_t{0}));
+  state->token = protocol::field(*reply, "token", std::uint64_t{0});
+  state->waited = std::chrono::microseconds(protocol::field(*reply, "waited_us", std::int64_t{0}));
   m_connection->track(state);
   return Lock(m_connection, std::move(state));
 }
@@ -160,7 +162,7 @@ Publisher Client::publish(std::string_view path, const PublishOptions& options,
     ec = make_error_code(errc::protocol_error);
     return {};
   }
-  return Publisher(m_connection, reply->value("stage", std::uint64_t{0}), fd, std::string(path),
+  return Publisher(m_connection, protocol::field(*reply, "stage", std::uint64_t{0}), fd, std::string(path),
                    options.token);
 }
 
@@ -184,7 +186,7 @@ OpenedFile Client::open(std::string_view path, std::error_code& ec) {
   if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return file;
   file.fd = m_connection->take_fd();
   if (file.fd < 0) ec = make_error_code(errc::protocol_error);
-  file.version = reply->value("version", std::uint64_t{0});
+  file.version = protocol::field(*reply, "version", std::uint64_t{0});
   return file;
 }
 
@@ -209,7 +211,7 @@ std::uint64_t Client::wait(std::string_view path, const WaitOptions& options,
   auto reply = m_connection->call(std::move(request), deadline, ec);
   if (!reply) return 0;
   if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return 0;
-  return reply->value("version", std::uint64_t{0});
+  return protocol::field(*reply, "version", std::uint64_t{0});
 }
 
 PendingItem Client::enqueue(std::string_view queue) {
@@ -234,7 +236,7 @@ PendingItem Client::enqueue(std::string_view queue, std::error_code& ec) {
     ec = make_error_code(errc::protocol_error);
     return {};
   }
-  return PendingItem(m_connection, reply->value("stage", std::uint64_t{0}), fd);
+  return PendingItem(m_connection, protocol::field(*reply, "stage", std::uint64_t{0}), fd);
 }
 
 QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milliseconds> timeout) {
@@ -261,8 +263,8 @@ QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milli
     ec = make_error_code(errc::protocol_error);
     return {};
   }
-  return QueueItem(m_connection, reply->value("claim", std::uint64_t{0}),
-                   reply->value("item", std::string()), fd);
+  return QueueItem(m_connection, protocol::field(*reply, "claim", std::uint64_t{0}),
+                   protocol::field(*reply, "item", std::string()), fd);
 }
 
 void Client::ping() {

@@ -13,6 +13,8 @@
 namespace baton::detail {
 namespace {
 
+constexpr std::size_t k_max_incoming = 64 << 20;
+
 std::error_code last_errno() { return {errno, std::system_category()}; }
 
 // Milliseconds until DEADLINE for poll(2): -1 without one, 0 once past.
@@ -116,7 +118,6 @@ std::error_code Connection::read_greeting(Clock::time_point deadline) {
       m_server.protocol = greeting->version;
       m_server.pod = greeting->pod;
       m_server.node = greeting->node;
-      m_max_message = greeting->limits.max_message_bytes;
       return {};
     }
     if (Clock::now() >= deadline) return make_error_code(errc::timed_out);
@@ -166,7 +167,9 @@ std::error_code Connection::fill(std::optional<Clock::time_point> deadline) {
   }
   if (n > 0) {
     m_buffer.append(chunk, static_cast<std::size_t>(n));
-    if (m_buffer.size() > m_max_message && m_buffer.find('\n') == std::string::npos) {
+    // The greeting's limit is for what we send; the daemon's own lines
+    // (a status of many locks) may be longer, within reason.
+    if (m_buffer.size() > k_max_incoming && m_buffer.find('\n') == std::string::npos) {
       fail(make_error_code(errc::protocol_error));
       return m_broken;
     }
@@ -255,19 +258,19 @@ std::error_code Connection::dispatch(const protocol::ServerMessage& message) {
   if (message.kind != protocol::ServerMessageKind::event) {
     // Replies to requests nobody waits for (unlock, abort) and stale
     // interims; a descriptor one of them carried is not wanted either.
-    if (message.object.value("fd", false)) {
+    if (protocol::field(message.object, "fd", false)) {
       int unwanted = take_fd();
       if (unwanted >= 0) ::close(unwanted);
     }
     return {};
   }
-  if (message.object.value("event", std::string()) == "lock_lost") {
-    auto name = message.object.value("name", std::string());
+  if (protocol::field(message.object, "event", std::string()) == "lock_lost") {
+    auto name = protocol::field(message.object, "name", std::string());
     auto it = m_locks.find(name);
     if (it != m_locks.end()) {
       if (auto lock = it->second.lock())
         lock->mark_lost(make_error_code(errc::lock_lost),
-                        message.object.value("message", std::string()));
+                        protocol::field(message.object, "message", std::string()));
       m_locks.erase(it);
     }
   }

@@ -89,7 +89,6 @@ class Connection {
   ServerInfo m_server;
   std::string m_buffer;
   std::deque<int> m_fds;  // received with the bytes in m_buffer, in order
-  std::size_t m_max_message = protocol::k_default_max_message;
   std::uint64_t m_next_id = 1;
   std::error_code m_broken;  // set once the connection is unusable
   std::string m_last_error;

@@ -61,7 +61,7 @@ std::uint64_t Publisher::commit(std::error_code& ec) {
   auto reply = connection->call(request, std::nullopt, ec);
   if (!reply) return 0;
   if ((ec = protocol::reply_error(*reply, connection->last_error_message()))) return 0;
-  return reply->value("version", std::uint64_t{0});
+  return protocol::field(*reply, "version", std::uint64_t{0});
 }
 
 void Publisher::abort() noexcept {

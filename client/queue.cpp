@@ -50,7 +50,7 @@ std::string PendingItem::commit(std::error_code& ec) {
                                 std::nullopt, ec);
   if (!reply) return {};
   if ((ec = protocol::reply_error(*reply, connection->last_error_message()))) return {};
-  return reply->value("item", std::string());
+  return protocol::field(*reply, "item", std::string());
 }
 
 void PendingItem::abort() noexcept {

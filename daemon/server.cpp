@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,6 +92,10 @@ class Daemon final : public SessionHost {
     m_greeting = protocol::encode_greeting(greeting);
   }
 
+  ~Daemon() {
+    if (m_reserve_fd >= 0) ::close(m_reserve_fd);
+  }
+
   int run() {
     boost::system::error_code ec;
     m_acceptor.open(Protocol(), ec);
@@ -156,8 +161,11 @@ class Daemon final : public SessionHost {
     for (;;) {
       auto [ec, socket] = co_await m_acceptor.async_accept(k_tuple);
       if (ec == asio::error::operation_aborted || !m_acceptor.is_open()) break;
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+        refuse_for_lack_of_descriptors();
+        continue;
+      }
       if (ec) {
-        // EMFILE and friends: back off rather than spin.
         spdlog::warn("accept: {}", ec.message());
         asio::steady_timer pause(m_io, std::chrono::milliseconds(50));
         co_await pause.async_wait(k_tuple);
@@ -194,6 +202,26 @@ class Daemon final : public SessionHost {
         session_ended(*session);
       });
     }
+  }
+
+  // Out of descriptors: the waiting client would hang unanswered, so spend
+  // the one we keep in reserve to accept it, tell it why, and close it.
+  void refuse_for_lack_of_descriptors() {
+    if (m_reserve_fd >= 0) ::close(std::exchange(m_reserve_fd, -1));
+    int fd = ::accept4(m_acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      std::string line = protocol::encode_error(std::nullopt, errc::limit_exceeded,
+                                                "daemon is out of file descriptors");
+      [[maybe_unused]] ssize_t ignored = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - m_last_fd_warning > std::chrono::seconds(10)) {
+      m_last_fd_warning = now;
+      spdlog::warn("out of file descriptors: refusing connections (raise the limit or "
+                   "lower --max-connections)");
+    }
+    m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
   std::optional<std::pair<errc, std::string>> refuse(const ClientInfo& client) const {
@@ -274,14 +302,39 @@ class Daemon final : public SessionHost {
   std::set<std::shared_ptr<Session>> m_sessions;
   std::chrono::steady_clock::time_point m_started;
   bool m_stopping = false;
+  int m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // see refuse_for_lack_of_descriptors
+  std::chrono::steady_clock::time_point m_last_fd_warning;
   bool m_had_workers = false;
 };
 
 }  // namespace
 
+// Raises the descriptor limit to its hard maximum, then keeps connections
+// to a share of it: each session may open lock files, staging files and
+// queue items too, and those must not fail because sockets took them all.
+void fit_connections_to_descriptor_limit(DaemonOptions& options) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return;
+  auto fds = static_cast<std::size_t>(limit.rlim_cur);
+  std::size_t headroom = std::max<std::size_t>(32, fds / 2);
+  std::size_t fit = fds > headroom ? fds - headroom : 1;
+  if (options.max_connections > fit) {
+    spdlog::warn("--max-connections {} lowered to {}: the descriptor limit is {}",
+                 options.max_connections, fit, fds);
+    options.max_connections = fit;
+  }
+}
+
 int run_daemon(const DaemonOptions& options_in) {
   DaemonOptions options = options_in;
   options.root = real_path(options.root);
+  fit_connections_to_descriptor_limit(options);
 
   RootReport report = judge_mount(find_mount(read_file("/proc/self/mountinfo"), options.root));
   if (!report.refusal.empty()) {

@@ -18,6 +18,12 @@ namespace baton::daemon {
 namespace {
 
 namespace asio = boost::asio;
+
+// Counts a request as pending for as long as its handler runs.
+struct PendingGuard {
+  std::size_t& count;
+  ~PendingGuard() { --count; }
+};
 using boost::asio::experimental::awaitable_operators::operator&&;
 constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
 
@@ -139,9 +145,12 @@ void Session::send(std::string line, int fd) {
     if (fd >= 0) ::close(fd);
     return;
   }
+  // Judge the backlog before this reply: one large reply (a status of many
+  // locks) is fine, a client that stopped reading is not.
+  const bool backlog = m_outbox_bytes > m_host.session_limits().max_send_queue_bytes;
   m_outbox_bytes += line.size();
   m_outbox.push_back(Outgoing{std::move(line), fd});
-  if (m_outbox_bytes > m_host.session_limits().max_send_queue_bytes) {
+  if (backlog) {
     // The client does not read: dropping it (and its locks) is the only
     // bound on our memory it cannot defeat.
     spdlog::warn("{}: {} bytes of replies unread, closing", m_client.describe(),
@@ -204,13 +213,14 @@ void Session::handle(protocol::Request request) {
                    },
                    log_failure("lock"));
   } else if (auto* begin = std::get_if<protocol::PublishBeginRequest>(&request.body)) {
-    if (m_stages.size() >= m_host.session_limits().max_stages) {
+    if (m_stages.size() + m_pending_publishes >= m_host.session_limits().max_stages) {
       send(protocol::encode_error(
           id, errc::limit_exceeded,
           "at most " + std::to_string(m_host.session_limits().max_stages) +
               " publishes in progress per connection"));
       return;
     }
+    ++m_pending_publishes;
     spawn(&Session::handle_publish_begin, id, std::move(*begin));
   } else if (auto* commit = std::get_if<protocol::PublishCommitRequest>(&request.body)) {
     spawn(&Session::handle_publish_commit, id, *commit);
@@ -227,12 +237,13 @@ void Session::handle(protocol::Request request) {
     boost::asio::post(m_host.offload().pool_executor(), [staged]() mutable { staged.reset(); });
     send(protocol::encode_ok(id));
   } else if (auto* begin_item = std::get_if<protocol::EnqueueBeginRequest>(&request.body)) {
-    if (m_items.size() >= m_host.session_limits().max_stages) {
+    if (m_items.size() + m_pending_items >= m_host.session_limits().max_stages) {
       send(protocol::encode_error(id, errc::limit_exceeded,
                                   "at most " + std::to_string(m_host.session_limits().max_stages) +
                                       " enqueues in progress per connection"));
       return;
     }
+    ++m_pending_items;
     spawn(&Session::handle_enqueue_begin, id, std::move(*begin_item));
   } else if (auto* commit_item = std::get_if<protocol::EnqueueCommitRequest>(&request.body)) {
     spawn(&Session::handle_enqueue_commit, id, *commit_item);
@@ -248,12 +259,13 @@ void Session::handle(protocol::Request request) {
     boost::asio::post(m_host.offload().pool_executor(), [staged]() mutable { staged.reset(); });
     send(protocol::encode_ok(id));
   } else if (auto* claim = std::get_if<protocol::ClaimRequest>(&request.body)) {
-    if (m_claims.size() >= m_host.session_limits().max_stages) {
+    if (m_claims.size() + m_pending_claims >= m_host.session_limits().max_stages) {
       send(protocol::encode_error(id, errc::limit_exceeded,
                                   "at most " + std::to_string(m_host.session_limits().max_stages) +
                                       " claimed items per connection"));
       return;
     }
+    ++m_pending_claims;
     spawn(&Session::handle_claim, id, std::move(*claim));
   } else if (auto* ack = std::get_if<protocol::AckRequest>(&request.body)) {
     spawn(&Session::finish_claim, id, ack->claim, true);
@@ -262,6 +274,13 @@ void Session::handle(protocol::Request request) {
   } else if (auto* read = std::get_if<protocol::ReadRequest>(&request.body)) {
     spawn(&Session::handle_read, id, std::move(*read));
   } else if (auto* wait = std::get_if<protocol::WaitRequest>(&request.body)) {
+    if (m_pending_waits >= m_host.session_limits().max_waits) {
+      send(protocol::encode_error(id, errc::limit_exceeded,
+                                  "at most " + std::to_string(m_host.session_limits().max_waits) +
+                                      " waits pending per connection"));
+      return;
+    }
+    ++m_pending_waits;
     spawn(&Session::handle_wait, id, std::move(*wait));
   } else if (auto* unlock = std::get_if<protocol::UnlockRequest>(&request.body)) {
     if (m_lost.erase(unlock->name)) {
@@ -328,6 +347,7 @@ void Session::send_error(std::uint64_t id, const Failure& failure) {
 
 asio::awaitable<void> Session::handle_publish_begin(std::uint64_t id,
                                                     protocol::PublishBeginRequest request) {
+  PendingGuard pending{m_pending_publishes};
   Failure failure;
   int writer = -1;
   const RootDir& root = m_host.root();
@@ -397,6 +417,7 @@ asio::awaitable<void> Session::handle_read(std::uint64_t id, protocol::ReadReque
 }
 
 asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitRequest request) {
+  PendingGuard pending{m_pending_waits};
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> deadline;
   if (request.timeout) deadline = Clock::now() + *request.timeout;
@@ -433,6 +454,7 @@ asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitReque
 
 asio::awaitable<void> Session::handle_enqueue_begin(std::uint64_t id,
                                                     protocol::EnqueueBeginRequest request) {
+  PendingGuard pending{m_pending_items};
   Failure failure;
   int writer = -1;
   const RootDir& root = m_host.root();
@@ -478,6 +500,7 @@ asio::awaitable<void> Session::handle_enqueue_commit(std::uint64_t id,
 }
 
 asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimRequest request) {
+  PendingGuard pending{m_pending_claims};
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> deadline;
   if (request.timeout) deadline = Clock::now() + *request.timeout;

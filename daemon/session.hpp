@@ -29,7 +29,8 @@ struct SessionLimits {
   std::size_t max_message_bytes = 64 * 1024;
   std::size_t max_locks = 64;
   std::size_t max_send_queue_bytes = 1024 * 1024;
-  std::size_t max_stages = 16;  // publishes begun and not yet committed
+  std::size_t max_stages = 16;  // publishes, enqueues or claims open at once
+  std::size_t max_waits = 64;   // wait requests pending at once
 };
 
 // What a session needs from the daemon around it.
@@ -112,7 +113,13 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   std::map<std::uint64_t, std::unique_ptr<StagedFile>> m_stages;
   std::map<std::uint64_t, std::unique_ptr<StagedItem>> m_items;
   std::map<std::uint64_t, std::unique_ptr<ClaimedItem>> m_claims;
-  std::uint64_t m_next_stage = 1;  // ids of stages, items and claims alike
+  std::uint64_t m_next_stage = 1;
+  // Requests accepted but not finished yet, so that pipelined requests
+  // count against the limits before their work is done.
+  std::size_t m_pending_publishes = 0;
+  std::size_t m_pending_items = 0;
+  std::size_t m_pending_claims = 0;
+  std::size_t m_pending_waits = 0;  // ids of stages, items and claims alike
 };
 
 }  // namespace baton::daemon

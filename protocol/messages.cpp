@@ -141,7 +141,21 @@ bool lock_mode_from_name(std::string_view name, LockMode& mode) {
   return true;
 }
 
+namespace {
+std::variant<Request, DecodeError> decode_request_fields(std::string_view line);
+}  // namespace
+
 std::variant<Request, DecodeError> decode_request(std::string_view line) {
+  auto decoded = decode_request_fields(line);
+  // The message may quote the request (an unknown op): keep it one line.
+  if (auto* error = std::get_if<DecodeError>(&decoded))
+    for (char& c : error->message)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return decoded;
+}
+
+namespace {
+std::variant<Request, DecodeError> decode_request_fields(std::string_view line) {
   DecodeError error;
   std::optional<json> object = parse_object(line);
   if (!object) {
@@ -239,6 +253,8 @@ std::variant<Request, DecodeError> decode_request(std::string_view line) {
   return request;
 }
 
+}  // namespace
+
 std::string encode_request(const Request& request) {
   json object{{"id", request.id}};
   std::visit(
@@ -330,7 +346,7 @@ std::variant<ServerMessage, DecodeError> decode_server_message(
 std::error_code reply_error(const json& reply, std::string& message) {
   auto ok = reply.find("ok");
   if (ok != reply.end() && ok->is_boolean() && ok->get<bool>()) return {};
-  message = reply.value("message", std::string());
+  message = field(reply, "message", std::string());
   errc code = errc::protocol_error;
   auto name = reply.find("error");
   if (name == reply.end() || !name->is_string() ||
@@ -358,11 +374,15 @@ std::string encode_greeting(const Greeting& greeting) {
 std::optional<Greeting> decode_greeting(const json& object) {
   auto version = object.find("baton");
   if (version == object.end() || !version->is_number_integer()) return std::nullopt;
+  for (const char* text : {"server", "pod", "node"}) {
+    auto it = object.find(text);
+    if (it != object.end() && !it->is_string()) return std::nullopt;  // not a daemon we know
+  }
   Greeting greeting;
   greeting.version = version->get<int>();
-  greeting.server = object.value("server", std::string());
-  greeting.pod = object.value("pod", std::string());
-  greeting.node = object.value("node", std::string());
+  greeting.server = field(object, "server", std::string());
+  greeting.pod = field(object, "pod", std::string());
+  greeting.node = field(object, "node", std::string());
   if (auto caps = object.find("capabilities");
       caps != object.end() && caps->is_array()) {
     for (const auto& cap : *caps)
@@ -371,11 +391,11 @@ std::optional<Greeting> decode_greeting(const json& object) {
   if (auto limits = object.find("limits");
       limits != object.end() && limits->is_object()) {
     greeting.limits.max_message_bytes =
-        limits->value("max_message_bytes", k_default_max_message);
+        field(*limits, "max_message_bytes", k_default_max_message);
     greeting.limits.max_locks_per_session =
-        limits->value("max_locks_per_session", std::size_t{64});
+        field(*limits, "max_locks_per_session", std::size_t{64});
     greeting.limits.max_connections =
-        limits->value("max_connections", std::size_t{1024});
+        field(*limits, "max_connections", std::size_t{1024});
   }
   return greeting;
 }
@@ -392,10 +412,14 @@ std::string encode_ok(std::uint64_t id) {
 
 std::string encode_error(std::optional<std::uint64_t> id, errc code,
                          std::string_view message) {
+  // One line, no terminal escapes, whatever of the request it quotes.
+  std::string line(message);
+  for (char& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   json object{{"id", id ? json(*id) : json(nullptr)},
               {"ok", false},
               {"error", error_name(code)},
-              {"message", message}};
+              {"message", line}};
   return encode_line(object);
 }
 
@@ -428,14 +452,14 @@ void to_json(json& j, const Holder& holder) {
 void from_json(const json& j, Holder& holder) {
   using namespace std::chrono;
   if (!j.is_object()) return;
-  holder.pod = j.value("pod", std::string());
-  holder.node = j.value("node", std::string());
-  holder.pid = j.value("pid", 0);
-  protocol::lock_mode_from_name(j.value("mode", std::string("exclusive")), holder.mode);
-  holder.token = j.value("token", std::uint64_t{0});
+  holder.pod = protocol::field(j, "pod", std::string());
+  holder.node = protocol::field(j, "node", std::string());
+  holder.pid = protocol::field(j, "pid", 0);
+  protocol::lock_mode_from_name(protocol::field(j, "mode", std::string("exclusive")), holder.mode);
+  holder.token = protocol::field(j, "token", std::uint64_t{0});
   holder.since = system_clock::time_point(
-      milliseconds(j.value("since_ms", std::int64_t{0})));
-  holder.local = j.value("local", true);
+      milliseconds(protocol::field(j, "since_ms", std::int64_t{0})));
+  holder.local = protocol::field(j, "local", true);
 }
 
 }  // namespace baton

@@ -122,6 +122,25 @@ struct ServerMessage {
 std::variant<ServerMessage, DecodeError> decode_server_message(
     std::string_view line);
 
+// OBJECT[KEY] as a T, or FALLBACK when missing, null or of another type.
+// Replaces nlohmann's value(), which throws on a wrong type: a daemon (or
+// client) sending {"message":7} must get an error, not an exception.
+template <typename T>
+T field(const nlohmann::json& object, const char* key, T fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->get<bool>() : fallback;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->get<std::string>() : fallback;
+  } else if constexpr (std::is_unsigned_v<T>) {
+    return it->is_number_unsigned() ? it->get<T>() : fallback;
+  } else {
+    return it->is_number_integer() ? it->get<T>() : fallback;
+  }
+}
+
 std::string encode_greeting(const Greeting& greeting);
 std::optional<Greeting> decode_greeting(const nlohmann::json& object);
 

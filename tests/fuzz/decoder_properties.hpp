@@ -98,18 +98,18 @@ inline std::string check_server_message_accessors(std::string_view line) {
       case ServerMessageKind::reply: {
         std::string text;
         (void)reply_error(object, text);
-        (void)object.value("fd", false);
+        (void)field(object, "fd", false);
         break;
       }
       case ServerMessageKind::interim:
-        (void)object.value("position", std::size_t{0});
+        (void)field(object, "position", std::size_t{0});
         if (auto holder = object.find("holder"); holder != object.end() && holder->is_object())
           (void)holder->get<baton::Holder>();
         break;
       case ServerMessageKind::event:
-        (void)object.value("event", std::string());
-        (void)object.value("name", std::string());
-        (void)object.value("message", std::string());
+        (void)field(object, "event", std::string());
+        (void)field(object, "name", std::string());
+        (void)field(object, "message", std::string());
         break;
     }
   } catch (const std::exception& e) {

@@ -73,13 +73,13 @@ TEST(Codec, RefusesMalformedLinesWithTheRightCode) {
 }
 
 TEST(Codec, ErrorLinesAreOneLineAndCarryTheCode) {
-  std::string line = encode_error(3, errc::busy, "lock 'a\nb' is \"busy\"");
+  std::string line = encode_error(3, errc::busy, "lock 'a\nb' is \"busy\"\x1b");
   EXPECT_EQ(line.find('\n'), line.size() - 1);
   auto decoded = decode_server_message(line.substr(0, line.size() - 1));
   ASSERT_TRUE(std::holds_alternative<ServerMessage>(decoded));
   std::string message;
   EXPECT_EQ(reply_error(std::get<ServerMessage>(decoded).object, message), errc::busy);
-  EXPECT_EQ(message, "lock 'a\nb' is \"busy\"");
+  EXPECT_EQ(message, "lock 'a?b' is \"busy\"?");  // control bytes never reach a terminal
 }
 
 TEST(Codec, InvalidUtf8NeverBreaksEncoding) {
