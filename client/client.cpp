@@ -113,7 +113,6 @@ Lock Client::lock(std::string_view name, const LockOptions& options,
   };
   auto reply = m_connection->call(std::move(request), deadline, ec, on_interim);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
 
   auto state = std::make_shared<detail::LockState>();
   state->name = std::string(name);
@@ -156,7 +155,6 @@ Publisher Client::publish(std::string_view path, const PublishOptions& options,
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(std::move(request), deadline, ec);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
   int fd = m_connection->take_fd();
   if (fd < 0) {
     ec = make_error_code(errc::protocol_error);
@@ -183,7 +181,6 @@ OpenedFile Client::open(std::string_view path, std::error_code& ec) {
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::ReadRequest{std::string(path)}, deadline, ec);
   if (!reply) return file;
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return file;
   file.fd = m_connection->take_fd();
   if (file.fd < 0) ec = make_error_code(errc::protocol_error);
   file.version = protocol::field(*reply, "version", std::uint64_t{0});
@@ -210,7 +207,6 @@ std::uint64_t Client::wait(std::string_view path, const WaitOptions& options,
   protocol::WaitRequest request{std::string(path), options.newer_than, options.timeout};
   auto reply = m_connection->call(std::move(request), deadline, ec);
   if (!reply) return 0;
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return 0;
   return protocol::field(*reply, "version", std::uint64_t{0});
 }
 
@@ -230,7 +226,6 @@ PendingItem Client::enqueue(std::string_view queue, std::error_code& ec) {
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::EnqueueBeginRequest{std::string(queue)}, deadline, ec);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
   int fd = m_connection->take_fd();
   if (fd < 0) {
     ec = make_error_code(errc::protocol_error);
@@ -257,7 +252,6 @@ QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milli
   if (timeout) deadline = Clock::now() + *timeout + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::ClaimRequest{std::string(queue), timeout}, deadline, ec);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
   int fd = m_connection->take_fd();
   if (fd < 0) {
     ec = make_error_code(errc::protocol_error);
@@ -280,8 +274,7 @@ void Client::ping(std::error_code& ec) {
     return;
   }
   auto deadline = Clock::now() + m_connection->options().request_timeout;
-  auto reply = m_connection->call(protocol::PingRequest{}, deadline, ec);
-  if (reply) ec = protocol::reply_error(*reply, m_connection->last_error_message());
+  m_connection->call(protocol::PingRequest{}, deadline, ec);
 }
 
 Status Client::status() {
@@ -300,7 +293,6 @@ Status Client::status(std::error_code& ec) {
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::StatusRequest{}, deadline, ec);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, m_connection->last_error_message()))) return {};
   return parse_status(std::move(*reply));
 }
 

@@ -204,8 +204,10 @@ std::optional<nlohmann::json> Connection::call(
         return std::nullopt;
       }
       auto& message = std::get<protocol::ServerMessage>(decoded);
-      if (message.id == id && message.kind == protocol::ServerMessageKind::reply)
+      if (message.id == id && message.kind == protocol::ServerMessageKind::reply) {
+        if ((ec = protocol::reply_error(message.object, m_last_error))) return std::nullopt;
         return std::move(message.object);
+      }
       if (message.id == id && message.kind == protocol::ServerMessageKind::interim) {
         if (on_interim) on_interim(message.object);
         continue;

@@ -48,6 +48,7 @@ class Connection {
   int fd() const noexcept { return m_fd; }
 
   // Sends REQUEST and blocks until its reply or DEADLINE (nullopt: none).
+  // An error reply comes back as EC (its message in last_error_message()).
   // Events and stray replies met on the way are dispatched. ON_INTERIM sees
   // any interim message for this request.
   std::optional<nlohmann::json> call(

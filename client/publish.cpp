@@ -60,7 +60,6 @@ std::uint64_t Publisher::commit(std::error_code& ec) {
   auto connection = std::move(m_connection);
   auto reply = connection->call(request, std::nullopt, ec);
   if (!reply) return 0;
-  if ((ec = protocol::reply_error(*reply, connection->last_error_message()))) return 0;
   return protocol::field(*reply, "version", std::uint64_t{0});
 }
 

@@ -49,7 +49,6 @@ std::string PendingItem::commit(std::error_code& ec) {
   auto reply = connection->call(protocol::EnqueueCommitRequest{std::exchange(m_stage, 0)},
                                 std::nullopt, ec);
   if (!reply) return {};
-  if ((ec = protocol::reply_error(*reply, connection->last_error_message()))) return {};
   return protocol::field(*reply, "item", std::string());
 }
 
@@ -106,9 +105,8 @@ void QueueItem::ack(std::error_code& ec) {
     return;
   }
   auto connection = m_connection;
-  auto reply = connection->call(protocol::AckRequest{m_claim}, std::nullopt, ec);
+  connection->call(protocol::AckRequest{m_claim}, std::nullopt, ec);
   reset();
-  if (reply) ec = protocol::reply_error(*reply, connection->last_error_message());
 }
 
 void QueueItem::nack() noexcept {
