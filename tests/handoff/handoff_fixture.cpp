@@ -21,8 +21,8 @@ const std::string& worker_path() {
   return path;
 }
 
-const std::string& no_inotify_exec_path() {
-  static const std::string path = BATON_TEST_NO_INOTIFY_EXEC;
+const std::string& seccomp_exec_path() {
+  static const std::string path = BATON_TEST_SECCOMP_EXEC;
   return path;
 }
 
@@ -107,12 +107,12 @@ void HandoffTest::TearDown() {
         << (status ? status->describe()
                    : std::string("still running after 5 s"));
   }
-  for (BlindDaemon& daemon : m_blind) {
+  for (FilteredDaemon& daemon : m_filtered) {
     if (!daemon.process.running()) continue;
     daemon.process.kill(SIGTERM);
     std::optional<ExitStatus> status = daemon.process.wait(5s);
     EXPECT_TRUE(status && status->exited() && status->code() == 0)
-        << "batond pod " << daemon.pod << " (no inotify) on SIGTERM: "
+        << "batond pod " << daemon.pod << " (seccomp_exec) on SIGTERM: "
         << (status ? status->describe()
                    : std::string("still running after 5 s"));
   }
@@ -123,8 +123,8 @@ void HandoffTest::TearDown() {
   for (DaemonProcess& daemon : m_daemons)
     std::fprintf(stderr, "---- batond pod %s log ----\n%s\n",
                  daemon.pod().c_str(), tail(daemon.log()).c_str());
-  for (BlindDaemon& daemon : m_blind)
-    std::fprintf(stderr, "---- batond pod %s (no inotify) log ----\n%s\n",
+  for (FilteredDaemon& daemon : m_filtered)
+    std::fprintf(stderr, "---- batond pod %s (seccomp_exec) log ----\n%s\n",
                  daemon.pod.c_str(), tail(read_text_file(daemon.log)).c_str());
   for (const std::string& log : m_worker_logs) {
     std::string text = read_text_file(log);
@@ -151,25 +151,21 @@ DaemonProcess& HandoffTest::start_daemon(const std::string& pod,
   return daemon;
 }
 
-std::string HandoffTest::start_daemon_without_inotify(
-    const std::string& pod, std::vector<std::string> flags) {
-  BlindDaemon& daemon = m_blind.emplace_back();
+std::string HandoffTest::start_filtered_daemon(
+    const std::string& pod, std::vector<std::string> filter_flags,
+    std::vector<std::string> flags) {
+  FilteredDaemon& daemon = m_filtered.emplace_back();
   daemon.pod = pod;
   daemon.log = m_dir.file(pod + ".sock.log");
   const std::string socket = m_dir.file(pod + ".sock");
   ProcessOptions options;
-  options.argv = {no_inotify_exec_path(),
-                  batond_path(),
-                  "--root",
-                  m_root,
-                  "--socket",
-                  socket,
-                  "--pod-name",
-                  pod,
-                  "--node-name",
-                  "node-" + pod,
-                  "--log-level",
-                  "debug"};
+  options.argv = {seccomp_exec_path()};
+  options.argv.insert(options.argv.end(), filter_flags.begin(),
+                      filter_flags.end());
+  options.argv.insert(
+      options.argv.end(),
+      {batond_path(), "--root", m_root, "--socket", socket, "--pod-name", pod,
+       "--node-name", "node-" + pod, "--log-level", "debug"});
   options.argv.insert(options.argv.end(), flags.begin(), flags.end());
   options.env = clean_environment();
   options.out = Output::append_to(daemon.log);
@@ -189,13 +185,19 @@ std::string HandoffTest::start_daemon_without_inotify(
       },
       10s, 5ms);
   if (!ready || !daemon.process.running())
-    throw std::runtime_error("batond without inotify (pod " + pod +
+    throw std::runtime_error("batond under seccomp_exec (pod " + pod +
                              ") did not start:\n" + read_text_file(daemon.log));
   return socket;
 }
 
-std::string HandoffTest::blind_daemon_log(const std::string& pod) const {
-  for (const BlindDaemon& daemon : m_blind)
+Process& HandoffTest::filtered_daemon(const std::string& pod) {
+  for (FilteredDaemon& daemon : m_filtered)
+    if (daemon.pod == pod) return daemon.process;
+  throw std::runtime_error("no filtered pod " + pod);
+}
+
+std::string HandoffTest::filtered_daemon_log(const std::string& pod) const {
+  for (const FilteredDaemon& daemon : m_filtered)
     if (daemon.pod == pod) return read_text_file(daemon.log);
   return {};
 }

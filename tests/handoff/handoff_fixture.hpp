@@ -17,8 +17,8 @@
 
 namespace baton::test {
 
-const std::string& worker_path();           // handoff_worker
-const std::string& no_inotify_exec_path();  // no_inotify_exec
+const std::string& worker_path();        // handoff_worker
+const std::string& seccomp_exec_path();  // seccomp_exec
 
 // Every file under DIR (recursively) whose name starts with ".baton-stage."
 // or ".baton-new.": staging files, live or left over. Paths relative to DIR.
@@ -50,11 +50,14 @@ class HandoffTest : public ::testing::Test {
                               std::vector<std::string> flags = {},
                               const std::string& root_override = {});
 
-  // A pod whose batond runs without inotify (no_inotify_exec), so it sees
-  // changes only by polling. Returns its socket.
-  std::string start_daemon_without_inotify(const std::string& pod,
-                                           std::vector<std::string> flags);
-  std::string blind_daemon_log(const std::string& pod) const;
+  // A pod whose batond runs under seccomp_exec FILTER_FLAGS (e.g.
+  // {"--no-inotify"}: it sees changes only by polling). Returns its socket.
+  std::string start_filtered_daemon(const std::string& pod,
+                                    std::vector<std::string> filter_flags,
+                                    std::vector<std::string> flags = {});
+  std::string filtered_daemon_log(const std::string& pod) const;
+  // The filtered pod's process (to see it die, for instance).
+  Process& filtered_daemon(const std::string& pod);
 
   // A client of SOCKET; throws if it cannot connect.
   Client connect(const std::string& socket);
@@ -78,12 +81,12 @@ class HandoffTest : public ::testing::Test {
   TempDir m_dir{"bho"};
   std::string m_root;
   std::deque<DaemonProcess> m_daemons;
-  struct BlindDaemon {
+  struct FilteredDaemon {
     std::string pod;
     std::string log;
     Process process;
   };
-  std::deque<BlindDaemon> m_blind;
+  std::deque<FilteredDaemon> m_filtered;
   std::deque<Process> m_workers;
   std::vector<std::string> m_worker_logs;
   int m_next_worker = 0;

@@ -358,6 +358,50 @@ TEST_F(Handoff, CrashConsistency) {
               static_cast<unsigned long long>(reads));
 }
 
+// A daemon that dies after a publish's rename and before its version record
+// (seccomp_exec kills it at that write) has made new content visible: the
+// path's version must still move past the one that named the old content,
+// so that a waiter who saw the old version is told, and no version number
+// ever names two contents.
+TEST_F(Handoff, DaemonKilledAfterRenameStillAdvancesTheVersion) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  const std::string path = "record/file";
+  const std::uint64_t first = publish(client, path, "one");
+  ASSERT_EQ(first, 1u);
+
+  const std::string fragile =
+      start_filtered_daemon("fragile", {"--die-on-version-record"});
+  {
+    Client doomed = connect(fragile);
+    Publisher publisher = doomed.publish(path);
+    ASSERT_TRUE(write_all(publisher.fd(), "two"));
+    std::error_code ec;
+    publisher.commit(ec);
+    EXPECT_EQ(ec, make_error_code(errc::connection_lost)) << ec.message();
+  }
+  std::optional<ExitStatus> died = filtered_daemon("fragile").wait(5s);
+  ASSERT_TRUE(died && died->signaled()) << "the fragile daemon did not die";
+  // The crash came after the rename: the new content is there.
+  ASSERT_EQ(read_file(root() + "/" + path), "two");
+
+  std::uint64_t version = 0;
+  EXPECT_EQ(opened_content(client, path, &version), "two");
+  EXPECT_GT(version, first)
+      << "version " << first << " named 'one' and now names 'two'";
+  WaitOptions newer;
+  newer.newer_than = first;
+  newer.timeout = 1s;
+  std::error_code ec;
+  const std::uint64_t seen = client.wait(path, newer, ec);
+  EXPECT_FALSE(ec) << "a waiter who saw version " << first
+                   << " is never told about 'two': " << ec.message();
+  EXPECT_GT(seen, first);
+  const std::uint64_t third = publish(client, path, "three");
+  EXPECT_GT(third, std::max(version, first));
+  EXPECT_EQ(wait_for_no_staging(), std::vector<std::string>{});
+}
+
 // The sweep on a daemon's first publish into a directory removes staging
 // files nobody holds (a dead daemon's) and old unlocked ".baton-new.*"
 // names, and keeps a live (locked) staging file, a young ".baton-new.*"
@@ -524,6 +568,31 @@ TEST_F(Handoff, NoReplaceIsCreateOnly) {
   EXPECT_EQ(ec, make_error_code(errc::already_exists));
   EXPECT_NE(read_file(root() + "/created/0"), "overwrite");
   EXPECT_EQ(wait_for_no_staging(), std::vector<std::string>{});
+}
+
+// A published file gets the mode asked for (whatever the daemon's umask),
+// in directories created on the way.
+TEST_F(Handoff, PublishedFileHasTheModeAskedFor) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  for (unsigned mode : {0600u, 0640u, 0644u, 0755u, 0444u}) {
+    PublishOptions options;
+    options.mode = mode;
+    char name[32];
+    std::snprintf(name, sizeof name, "modes/deep/%04o", mode);
+    publish(client, name, "content", options);
+    struct stat info {};
+    ASSERT_EQ(::stat((root() + "/" + name).c_str(), &info), 0) << name;
+    EXPECT_EQ(info.st_mode & 07777, mode) << name;
+    EXPECT_TRUE(S_ISREG(info.st_mode));
+  }
+  // Publishing again replaces the file and its mode.
+  PublishOptions options;
+  options.mode = 0600;
+  publish(client, "modes/deep/0444", "again", options);
+  struct stat info {};
+  ASSERT_EQ(::stat((root() + "/modes/deep/0444").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0600u);
 }
 
 // Aborts leave nothing visible and no staging file: a Publisher destroyed

@@ -216,6 +216,26 @@ TEST_F(Handoff, SpoolFifo) {
   expect_queue_empty(root() + "/" + queue);
 }
 
+// Claims take only items: dot-files in new/ (editors' files, NFS's
+// ".nfsXXXX" silly renames) are never handed out.
+TEST_F(Handoff, ClaimSkipsDotFiles) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  const std::string queue = "dotted";
+  const std::string id = enqueue(client, queue, 1);
+  for (const char* name : {".nfs0000000000001a2b00000001", ".hidden", ".000"})
+    write_file(root() + "/" + queue + "/new/" + name, "not an item");
+  QueueItem item = client.claim(queue, 5s);
+  EXPECT_EQ(item.id(), id);
+  item.ack();
+  std::error_code ec;
+  client.claim(queue, 0ms, ec);
+  EXPECT_EQ(ec, make_error_code(errc::timed_out)) << "a dot-file was claimed";
+  EXPECT_EQ(list_dir(root() + "/" + queue + "/new"),
+            (std::vector<std::string>{".000", ".hidden",
+                                      ".nfs0000000000001a2b00000001"}));
+}
+
 // A claimed item that is not acknowledged goes back to the queue: when the
 // QueueItem is dropped, when the consumer process is killed -9, and when
 // the consumer's daemon is killed -9 (another pod takes it back from cur/).

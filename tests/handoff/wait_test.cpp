@@ -81,21 +81,21 @@ TEST_F(Handoff, WaitNewerThanAcrossDaemons) {
 }
 
 // The polling path, on one machine: pods whose batond has no inotify (a
-// seccomp filter makes inotify_init fail) see a publish through pod a only
-// by polling. With --poll-interval 0.1 the waiter wakes promptly; with 30 s
-// it does not notice before its own deadline, which shows the first one's
-// answer came from polling.
+// seccomp filter, tests/handoff/seccomp_exec.cpp, makes inotify_init fail) see
+// a publish through pod a only by polling. With --poll-interval 0.1 the waiter
+// wakes promptly; with 30 s it does not notice before its own deadline, which
+// shows the first one's answer came from polling.
 TEST_F(Handoff, WaitNewerThanByPolling) {
   DaemonProcess& a = start_daemon("a");
-  const std::string polling =
-      start_daemon_without_inotify("polling", {"--poll-interval", "0.1"});
-  const std::string blind =
-      start_daemon_without_inotify("blind", {"--poll-interval", "30"});
+  const std::string polling = start_filtered_daemon("polling", {"--no-inotify"},
+                                                    {"--poll-interval", "0.1"});
+  const std::string blind = start_filtered_daemon("blind", {"--no-inotify"},
+                                                  {"--poll-interval", "30"});
   for (const char* pod : {"polling", "blind"})
-    ASSERT_NE(blind_daemon_log(pod).find("inotify unavailable"),
+    ASSERT_NE(filtered_daemon_log(pod).find("inotify unavailable"),
               std::string::npos)
         << "pod " << pod << " still has inotify:\n"
-        << blind_daemon_log(pod);
+        << filtered_daemon_log(pod);
   Client publisher = connect(a.socket());
   Client polling_client = connect(polling);
   Client blind_client = connect(blind);
