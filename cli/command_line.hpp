@@ -16,6 +16,10 @@ enum LongOnlyOption : int {
   k_option_kill_after,
   k_option_json,
   k_option_lock,
+  k_option_no_replace,
+  k_option_token,
+  k_option_mode,
+  k_option_newer_than,
 };
 
 // getopt_long keeps global state: call this before parsing an argument

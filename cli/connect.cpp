@@ -18,9 +18,27 @@ int connect_or_report(Client& client, const std::string& socket,
   int code = exit_code_for(ec);
   if (ec == errc::timed_out || ec == errc::connection_lost || ec == errc::busy)
     code = k_exit_unavailable;
-  print_error("cannot connect to batond at %s: %s", socket.c_str(),
-              ec.message().c_str());
+  // libbaton reports both a socket this user may not open (EACCES, lasting
+  // until the connect timeout) and the daemon's allow-list refusal this way.
+  std::string why = ec == errc::permission_denied
+                        ? "permission denied (check the socket's "
+                          "permissions and the daemon's --allow-uids)"
+                        : ec.message();
+  print_error("cannot connect to batond at %s: %s", printable(socket).c_str(),
+              why.c_str());
   return code;
+}
+
+std::string error_detail(const Client& client, const std::error_code& ec) {
+  // Only errors the daemon itself replies with carry its text; for the ones
+  // libbaton makes up, an older reply's text would be misleading.
+  const bool from_daemon =
+      ec.category() == error_category() && ec != errc::daemon_unreachable &&
+      ec != errc::connection_lost && ec != errc::protocol_error &&
+      ec != errc::version_mismatch;
+  const std::string& message = client.last_error_message();
+  if (from_daemon && !message.empty()) return printable(message);
+  return ec.message();
 }
 
 }  // namespace baton::cli

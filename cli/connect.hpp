@@ -19,4 +19,9 @@ inline constexpr std::chrono::milliseconds k_default_connect_timeout{10000};
 int connect_or_report(Client& client, const std::string& socket,
                       std::chrono::milliseconds connect_timeout);
 
+// The end of an error line for EC, which a request on CLIENT just returned:
+// the daemon's own one-line explanation when it sent one ("reports/x already
+// exists"), else EC's message. Control characters become '?'.
+std::string error_detail(const Client& client, const std::error_code& ec);
+
 }  // namespace baton::cli

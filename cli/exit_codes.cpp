@@ -25,6 +25,12 @@ int exit_code_for(const std::error_code& ec) noexcept {
         return k_exit_usage;
       case errc::permission_denied:
         return k_exit_permission;
+      case errc::not_found:
+        return k_exit_no_input;
+      case errc::already_exists:
+        return k_exit_already_exists;
+      case errc::stale_token:
+        return k_exit_stale_token;
       case errc::lock_lost:
         return k_exit_lock_lost;
       default:

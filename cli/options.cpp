@@ -88,4 +88,58 @@ Parsed<int> parse_exit_code(std::string_view text, std::string_view what) {
   return result;
 }
 
+Parsed<std::uint64_t> parse_counter(std::string_view text,
+                                    std::string_view what) {
+  Parsed<std::uint64_t> result;
+  if (text.empty()) {
+    result.error = refuse(what, text, "expected a number, such as 3");
+    return result;
+  }
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (!is_digit(c)) {
+      bool negative = text.front() == '-';
+      result.error = refuse(
+          what, text,
+          negative ? "must not be negative" : "expected a number, such as 3");
+      return result;
+    }
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (k_max_counter - digit) / 10) {  // before it can overflow
+      result.error = refuse(what, text, "too large");
+      return result;
+    }
+    value = value * 10 + digit;
+  }
+  result.value = value;
+  return result;
+}
+
+Parsed<unsigned> parse_mode(std::string_view text, std::string_view what) {
+  Parsed<unsigned> result;
+  unsigned value = 0;
+  bool valid = !text.empty();
+  for (char c : text) {
+    if (c < '0' || c > '7') {
+      valid = false;
+      break;
+    }
+    // Past 07777 it is refused anyway: stop counting before it can overflow.
+    if (value <= 07777) value = value * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!valid) {
+    result.error =
+        refuse(what, text, "expected octal permissions, such as 0644");
+    return result;
+  }
+  if (value > 0777) {
+    result.error = refuse(what, text,
+                          "permission bits only, 0 to 0777: no set-user-ID, "
+                          "set-group-ID or sticky bit");
+    return result;
+  }
+  result.value = value;
+  return result;
+}
+
 }  // namespace baton::cli

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,5 +33,19 @@ Parsed<std::chrono::milliseconds> parse_seconds(std::string_view text,
 
 // An exit code: a decimal integer from 0 to 255.
 Parsed<int> parse_exit_code(std::string_view text, std::string_view what);
+
+// The largest version or fencing token the protocol carries (2^63 - 1).
+inline constexpr std::uint64_t k_max_counter = (std::uint64_t{1} << 63) - 1;
+
+// A version or a fencing token: a decimal integer from 0 to k_max_counter.
+// Leading zeros are fine; no sign, spaces or hex.
+Parsed<std::uint64_t> parse_counter(std::string_view text,
+                                    std::string_view what);
+
+// File permissions in octal, as chmod(1) takes them: "644", "0600", "0".
+// Permission bits only (0 to 0777): a handoff file has no use for the
+// set-user-ID, set-group-ID or sticky bit, and the daemon creates it as its
+// own user.
+Parsed<unsigned> parse_mode(std::string_view text, std::string_view what);
 
 }  // namespace baton::cli

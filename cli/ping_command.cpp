@@ -78,7 +78,7 @@ int ping_command(int argc, char** argv, const GlobalOptions& global) {
   client.ping(ec);
   if (ec) {
     print_error("ping to batond at %s failed: %s", path.c_str(),
-                ec.message().c_str());
+                error_detail(client, ec).c_str());
     // A daemon that accepted but does not answer is as good as none.
     return ec == errc::timed_out ? k_exit_unavailable : exit_code_for(ec);
   }

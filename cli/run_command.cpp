@@ -21,9 +21,6 @@
 #include "cli/time_format.hpp"
 #include "cli/usage.hpp"
 #include "cli/wait_line.hpp"
-// The grammar is the protocol's; libbaton checks it only once connected, but
-// a bad name is a usage error, to be told at once even with no daemon up.
-#include "protocol/lock_name.hpp"
 
 namespace baton::cli {
 namespace {
@@ -140,7 +137,9 @@ int parse(int argc, char** argv, RunOptions& options) {
   }
   if (!options.lock)
     return usage_error(k_name, "no lock given: --lock <name> is required");
-  if (std::string why = protocol::check_lock_name(*options.lock); !why.empty())
+  // libbaton checks the name only once connected, but a bad name is a usage
+  // error, to be told at once even with no daemon up.
+  if (std::string why = check_lock_name(*options.lock); !why.empty())
     return usage_error(k_name, "invalid lock name '%s' (%s)",
                        printable(*options.lock).c_str(), why.c_str());
   if (optind >= argc) return usage_error(k_name, "no command to run");
@@ -149,7 +148,8 @@ int parse(int argc, char** argv, RunOptions& options) {
 }
 
 // The exit code for a lock request that failed, after saying why.
-int report_lock_error(const RunOptions& options, const std::error_code& ec) {
+int report_lock_error(const Client& client, const RunOptions& options,
+                      const std::error_code& ec) {
   const char* name = options.lock->c_str();
   if (ec == errc::busy || ec == errc::timed_out) {
     if (ec == errc::busy)
@@ -165,9 +165,10 @@ int report_lock_error(const RunOptions& options, const std::error_code& ec) {
   }
   if (ec == errc::invalid_name)
     return usage_error(k_name, "invalid lock name '%s'", name);
+  const std::string detail = error_detail(client, ec);
   if (ec == errc::invalid_argument)
-    return usage_error(k_name, "lock '%s': %s", name, ec.message().c_str());
-  print_error("cannot lock '%s': %s", name, ec.message().c_str());
+    return usage_error(k_name, "lock '%s': %s", name, detail.c_str());
+  print_error("cannot lock '%s': %s", name, detail.c_str());
   return exit_code_for(ec);
 }
 
@@ -207,7 +208,7 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
       };
     lock = client.lock(*options.lock, lock_options, ec);
   }
-  if (ec) return report_lock_error(options, ec);
+  if (ec) return report_lock_error(client, options, ec);
   if (!export_lock(lock)) return k_exit_internal;
 
   SignalForwarder signals;

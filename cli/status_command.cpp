@@ -150,7 +150,7 @@ int status_command(int argc, char** argv, const GlobalOptions& global) {
   Status status = client.status(ec);
   if (ec) {
     print_error("status from batond at %s failed: %s", path.c_str(),
-                ec.message().c_str());
+                error_detail(client, ec).c_str());
     return ec == errc::timed_out ? k_exit_unavailable : exit_code_for(ec);
   }
   if (json) {

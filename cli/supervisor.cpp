@@ -28,7 +28,10 @@ int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   return static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
-std::string describe_loss(const std::error_code& reason) {
+// The daemon's own explanation when it gave one ("lock file ...:
+// Input/output error"), else what REASON means here.
+std::string describe_loss(const Lock& lock, const std::error_code& reason) {
+  if (!lock.lost_message().empty()) return printable(lock.lost_message());
   if (reason == errc::connection_lost)
     return "the connection to batond closed (the daemon stopped or died)";
   if (reason == errc::lock_lost) return "batond reported it lost";
@@ -80,7 +83,7 @@ class Supervision {
     if (!reason) reason = m_lock.lost_reason();
     m_lost = true;
     print_error("lock '%s' lost: %s; stopping %s (pid %d)",
-                m_lock.name().c_str(), describe_loss(reason).c_str(),
+                m_lock.name().c_str(), describe_loss(m_lock, reason).c_str(),
                 m_options.command_name.c_str(), static_cast<int>(m_child));
     ::kill(m_child, SIGTERM);
     m_kill_deadline = Clock::now() + m_options.kill_after;

@@ -70,12 +70,31 @@ expect 64 "invalid conflict exit code: '256'" -- run -E 256 --lock a -- true
 expect 64 "--lock <name> is required" -- run -- true
 expect 64 "no command to run" -- run --lock a
 expect 64 "invalid lock name 'a//b'" -- run --lock a//b -- true
+expect 64 "^baton: no file to publish$" -- publish
+expect 64 "^baton: no destination given$" -- publish -
+expect 64 "unexpected argument 'c'" -- publish a b c
+expect 64 "invalid mode: '0888'" -- publish --mode 0888 - x
+expect 64 "invalid mode: '4755' \(permission bits only" -- publish --mode 4755 - x
+expect 64 "invalid token: '-3'" -- publish --token -3 - x
+expect 64 "^baton: no path given$" -- cat
+expect 64 "unexpected argument 'b'" -- cat a b
+expect 64 "invalid version: 'v1'" -- wait --newer-than v1 x
+expect 64 "invalid timeout: 'soon'" -- wait -w soon x
+expect 66 "^baton: cannot open '/nonexistent/src': No such file or directory$" -- \
+    publish /nonexistent/src x
+expect 66 "^baton: cannot read '/': Is a directory$" -- publish / x
 expect 0 "" -- --version
 expect 0 "" -- run --help
+expect 0 "" -- publish --help
+expect 0 "" -- cat --help
+expect 0 "" -- wait --help
 
 # No daemon.
 expect 69 "cannot connect to batond at .*baton.sock" -- ping
 expect 69 "cannot connect" -- run --connect-timeout 0 --lock a -- true
+expect 69 "cannot connect" -- publish --connect-timeout 0 /dev/null x
+expect 69 "cannot connect" -- cat --connect-timeout 0 x
+expect 69 "cannot connect" -- wait --connect-timeout 0 x
 
 start_fake --busy busy
 expect 0 "" -- ping
@@ -95,21 +114,42 @@ expect 9 "timed out" -- run -w 0.2 -E 9 --lock busy -- true
 expect 0 "" -- run --lock a sh -c 'test "$1" = -n' sh -n
 
 start_fake --error shutting_down
-expect 75 "cannot lock 'a': baton daemon is shutting down" -- run --lock a -- true
+# The daemon's own one-line message ends the line.
+expect 75 "^baton: cannot lock 'a': fake shutting_down$" -- run --lock a -- true
 start_fake --error permission_denied
-expect 77 "permission denied" -- run --lock a -- true
+expect 77 "^baton: cannot lock 'a': fake permission_denied$" -- run --lock a -- true
 start_fake --error io_error
-expect 70 "I/O error" -- run --lock a -- true
+expect 70 "^baton: cannot lock 'a': fake io_error$" -- run --lock a -- true
 start_fake --error invalid_argument
 expect 64 "Try 'baton run --help'" -- run --lock a -- true
 
 start_fake --lose-after 0.3
-expect 74 "lock 'a' lost: batond reported it lost; stopping sleep" -- run --lock a -- sleep 5
+expect 74 "^baton: lock 'a' lost: lock file: Input/output error; stopping sleep \(pid [0-9]+\)$" -- \
+    run --lock a -- sleep 5
 expect 74 "still running 0.3 s after SIGTERM; killing it" -- \
     run --kill-after 0.3 --lock a -- sh -c 'trap "" TERM; sleep 5'
 
 start_fake --die-after 0.3
 expect 74 "lock 'a' lost: the connection to batond closed" -- run --lock a -- sleep 5
+
+# A socket this user may not reach: permission_denied once the connect
+# timeout runs out, 77. Needs root to run baton as another user.
+if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+    start_fake
+    chmod 700 "$work"
+    nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    "${nobody[@]}" "$baton" ping --connect-timeout 0.2 >"$work/out" 2>"$work/err"
+    got=$?
+    if [[ $got == 77 ]] && grep -q "^baton: cannot connect to batond at .*: permission denied" "$work/err"; then
+        echo "ok   77  socket not reachable for this user"
+    else
+        echo "FAIL socket not reachable for this user: exit $got (want 77); stderr:" >&2
+        sed 's/^/    /' "$work/err" >&2
+        failures=$((failures + 1))
+    fi
+else
+    echo "skip socket permissions: needs root and setpriv"
+fi
 
 # Signals reach CMD; CMD dies with baton.
 start_fake

@@ -12,10 +12,11 @@ namespace {
 int code(errc e) { return exit_code_for(make_error_code(e)); }
 
 TEST(ExitCodes, AreDistinctPerOutcome) {
-  const int codes[] = {k_exit_usage,          k_exit_unavailable,
-                       k_exit_internal,       k_exit_lock_lost,
-                       k_exit_busy,           k_exit_permission,
-                       k_exit_cannot_execute, k_exit_not_found};
+  const int codes[] = {
+      k_exit_usage,          k_exit_no_input,       k_exit_unavailable,
+      k_exit_internal,       k_exit_already_exists, k_exit_lock_lost,
+      k_exit_busy,           k_exit_stale_token,    k_exit_permission,
+      k_exit_cannot_execute, k_exit_not_found};
   for (std::size_t i = 0; i < std::size(codes); ++i)
     for (std::size_t j = i + 1; j < std::size(codes); ++j)
       EXPECT_NE(codes[i], codes[j]);
@@ -37,6 +38,23 @@ TEST(ExitCodes, MapDaemonErrorsAsTheManPageSays) {
   EXPECT_EQ(code(errc::internal_error), 70);
   EXPECT_EQ(code(errc::io_error), 70);
   EXPECT_EQ(code(errc::lock_lost), 74);
+}
+
+TEST(ExitCodes, MapHandoffErrorsAsTheManPageSays) {
+  EXPECT_EQ(code(errc::invalid_path), 64);
+  EXPECT_EQ(code(errc::path_outside_root), 64);
+  EXPECT_EQ(code(errc::not_found), 66);
+  EXPECT_EQ(code(errc::already_exists), 73);
+  EXPECT_EQ(code(errc::stale_token), 76);
+}
+
+TEST(ExitCodes, StayBelowTheSignalRangeAndApartFromTheShells) {
+  for (int c : {k_exit_usage, k_exit_no_input, k_exit_unavailable,
+                k_exit_internal, k_exit_already_exists, k_exit_lock_lost,
+                k_exit_busy, k_exit_stale_token, k_exit_permission}) {
+    EXPECT_GT(c, 1);
+    EXPECT_LT(c, k_exit_cannot_execute);
+  }
 }
 
 TEST(ExitCodes, MapSystemErrors) {

@@ -92,5 +92,68 @@ TEST(ParseExitCode, RefusesOutOfRangeNegativeAndNonNumbersNamingThem) {
   }
 }
 
+TEST(ParseCounter, AcceptsZeroToTwoToThe63MinusOne) {
+  EXPECT_EQ(parse_counter("0", "invalid version").value, 0u);
+  EXPECT_EQ(parse_counter("17", "invalid version").value, 17u);
+  EXPECT_EQ(parse_counter("007", "invalid version").value, 7u);
+  EXPECT_EQ(parse_counter("9223372036854775807", "invalid version").value,
+            k_max_counter);
+}
+
+TEST(ParseCounter, RefusesWhatTheProtocolCannotCarryAsTooLarge) {
+  for (std::string_view big :
+       {"9223372036854775808", "18446744073709551615", "18446744073709551616",
+        "99999999999999999999999"}) {
+    auto parsed = parse_counter(big, "invalid version");
+    EXPECT_FALSE(parsed) << big;
+    EXPECT_NE(parsed.error.find("too large"), std::string::npos)
+        << parsed.error;
+  }
+}
+
+TEST(ParseCounter, RefusesAnythingButPlainDecimalsNamingTheValue) {
+  for (std::string_view bad :
+       {"", "-1", "+1", " 1", "1 ", "1.0", "0x10", "1e3", "v2", "one"}) {
+    auto parsed = parse_counter(bad, "invalid token");
+    EXPECT_FALSE(parsed) << bad;
+    EXPECT_EQ(
+        parsed.error.rfind("invalid token: '" + std::string(bad) + "'", 0), 0u)
+        << parsed.error;
+  }
+  EXPECT_NE(parse_counter("-1", "invalid token").error.find("negative"),
+            std::string::npos);
+}
+
+TEST(ParseMode, AcceptsOctalPermissionsWithOrWithoutALeadingZero) {
+  EXPECT_EQ(parse_mode("644", "invalid mode").value, 0644u);
+  EXPECT_EQ(parse_mode("0644", "invalid mode").value, 0644u);
+  EXPECT_EQ(parse_mode("0600", "invalid mode").value, 0600u);
+  EXPECT_EQ(parse_mode("0", "invalid mode").value, 0u);
+  EXPECT_EQ(parse_mode("777", "invalid mode").value, 0777u);
+  EXPECT_EQ(parse_mode("00000640", "invalid mode").value, 0640u);
+}
+
+TEST(ParseMode, RefusesSetUidSetGidAndStickyBits) {
+  for (std::string_view special :
+       {"4755", "2755", "1777", "07777", "10000", "77777777777777777777777"}) {
+    auto parsed = parse_mode(special, "invalid mode");
+    EXPECT_FALSE(parsed) << special;
+    EXPECT_NE(parsed.error.find("0 to 0777"), std::string::npos)
+        << parsed.error;
+  }
+}
+
+TEST(ParseMode, RefusesNonOctalNamingTheValue) {
+  for (std::string_view bad : {"", "8", "0648", "0x1a4", "-644", "+644", " 644",
+                               "644 ", "u+rw", "rw-r--r--"}) {
+    auto parsed = parse_mode(bad, "invalid mode");
+    EXPECT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error.rfind("invalid mode: '" + std::string(bad) + "'", 0),
+              0u)
+        << parsed.error;
+    EXPECT_NE(parsed.error.find("octal"), std::string::npos) << parsed.error;
+  }
+}
+
 }  // namespace
 }  // namespace baton::cli
