@@ -31,14 +31,16 @@ inline constexpr int k_exit_already_exists = 73;  // EX_CANTCREAT
 // died): CMD was stopped with SIGTERM, then SIGKILL after --kill-after.
 inline constexpr int k_exit_lock_lost = 74;  // EX_IOERR
 // The lock is busy (--no-wait) or the wait timed out (--timeout); -E N
-// replaces this code for those two. Also: the daemon is shutting down.
+// replaces this code for those two. Also: `baton wait` timed out, or the
+// daemon is shutting down.
 inline constexpr int k_exit_busy = 75;  // EX_TEMPFAIL
 // publish --token N: a greater fencing token was already used to publish
 // DEST (stale_token): a newer holder of the lock has written; DEST is left as
 // it was. Not the sysexits.h meaning of 76 (EX_PROTOCOL): none fits, and a
 // writer that lost its lock must be told apart from every other failure.
 inline constexpr int k_exit_stale_token = 76;
-// The daemon refused this client (allow-list) or the socket's permissions.
+// The daemon refused this client (allow-list), or the socket's permissions
+// kept this user out until the connect timeout.
 inline constexpr int k_exit_permission = 77;  // EX_NOPERM
 // CMD was found but could not be executed (EACCES, ENOEXEC, ...).
 inline constexpr int k_exit_cannot_execute = 126;
