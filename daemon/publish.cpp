@@ -137,12 +137,22 @@ std::unique_ptr<StagedFile> StagedFile::create(const RootDir& root, const std::s
   static std::atomic<std::uint64_t> counter{0};
   std::unique_ptr<StagedFile> staged(new StagedFile());
   staged->m_dest = dest;
-  staged->m_mode = mode & 07777;
+  // No setuid, setgid or sticky bits: a client must not plant a setuid file
+  // owned by the daemon's user on the shared volume.
+  staged->m_mode = mode & 0777;
   staged->m_no_replace = no_replace;
   std::error_code ec;
   staged->m_dir_fd = root.open_parent(dest, /*create=*/true, staged->m_leaf, ec);
   if (staged->m_dir_fd < 0) {
     failure = {ec, "cannot open the directory of " + dest + ": " + ec.message()};
+    return nullptr;
+  }
+  // rename(2) would replace a symlink at DEST rather than follow it; refuse
+  // it anyway, so a link planted there never looks like a published file.
+  struct stat existing{};
+  if (::fstatat(staged->m_dir_fd, staged->m_leaf.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(existing.st_mode)) {
+    failure = baton_failure(errc::path_outside_root, dest + " is a symbolic link");
     return nullptr;
   }
   sweep_if_due(staged->m_dir_fd);
