@@ -59,10 +59,11 @@ inline std::vector<Placement> standard_placements() {
 inline std::vector<Placement> select_placements(const std::string& wanted) {
   std::vector<Placement> chosen;
   for (const Placement& p : standard_placements())
-    if (wanted.empty() || wanted == "all" || ("," + wanted + ",").find("," + p.key + ",") !=
-                                                 std::string::npos)
+    if (wanted.empty() || wanted == "all" ||
+        ("," + wanted + ",").find("," + p.key + ",") != std::string::npos)
       chosen.push_back(p);
-  if (chosen.empty()) die("no placement matches '" + wanted + "' (same,split,unpinned)");
+  if (chosen.empty())
+    die("no placement matches '" + wanted + "' (same,split,unpinned)");
   return chosen;
 }
 
@@ -73,20 +74,22 @@ inline void pin_to(const std::vector<int>& cpus) {
   CPU_ZERO(&set);
   if (cpus.empty()) {
     long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-    for (long cpu = 0; cpu < online; ++cpu) CPU_SET(static_cast<int>(cpu), &set);
+    for (long cpu = 0; cpu < online; ++cpu)
+      CPU_SET(static_cast<int>(cpu), &set);
   } else {
     for (int cpu : cpus) CPU_SET(cpu, &set);
   }
-  if (::sched_setaffinity(0, sizeof set, &set) != 0) die_errno("sched_setaffinity");
+  if (::sched_setaffinity(0, sizeof set, &set) != 0)
+    die_errno("sched_setaffinity");
 }
 
 inline std::string cpus_text(const std::vector<int>& cpus) {
   if (cpus.empty()) return "any";
   std::string text;
   for (int cpu : cpus) {
-        if (!text.empty()) text += ',';
-        text += std::to_string(cpu);
-      }
+    if (!text.empty()) text += ',';
+    text += std::to_string(cpu);
+  }
   return text;
 }
 
@@ -100,12 +103,14 @@ struct Summary {
   std::size_t count = 0;
 };
 
-inline Summary summarize(std::vector<std::int64_t> samples, Clock::duration wall) {
+inline Summary summarize(std::vector<std::int64_t> samples,
+                         Clock::duration wall) {
   Summary s;
   if (samples.empty()) return s;
   std::sort(samples.begin(), samples.end());
   auto at = [&](double q) {
-    auto index = static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1) + 0.5);
+    auto index = static_cast<std::size_t>(
+        q * static_cast<double>(samples.size() - 1) + 0.5);
     return static_cast<double>(samples[index]) / 1e3;
   };
   s.count = samples.size();
@@ -125,8 +130,9 @@ inline Summary summarize(std::vector<std::int64_t> samples, Clock::duration wall
 inline const Summary& median_run(const std::vector<Summary>& runs) {
   std::vector<std::size_t> order(runs.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return runs[a].p50_us < runs[b].p50_us; });
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return runs[a].p50_us < runs[b].p50_us;
+  });
   return runs[order[order.size() / 2]];
 }
 
@@ -163,7 +169,8 @@ inline std::uint64_t context_switches(pid_t pid) {
     while (std::getline(status, line)) {
       if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
           line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
-        total += std::strtoull(line.substr(line.find(':') + 1).c_str(), nullptr, 10);
+        total +=
+            std::strtoull(line.substr(line.find(':') + 1).c_str(), nullptr, 10);
     }
   }
   return total;
@@ -194,7 +201,8 @@ inline SchedTimes sched_times(pid_t pid) {
 inline int thread_count(pid_t pid) {
   int count = 0;
   std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+  for (auto it = std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/task", ec);
        it != std::filesystem::directory_iterator(); ++it)
     ++count;
   return count;
@@ -206,7 +214,8 @@ class ScratchDir {
  public:
   explicit ScratchDir(const std::string& prefix) {
     const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
+    std::string pattern =
+        std::string(base && *base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     if (!::mkdtemp(buffer.data())) die_errno("mkdtemp " + pattern);
@@ -228,14 +237,15 @@ class ScratchDir {
 // the mask), stopped with SIGTERM when this goes out of scope.
 class Daemon {
  public:
-  Daemon(const std::string& batond, const std::string& root, const std::string& socket,
-         const std::vector<int>& cpus, const std::string& log_path,
+  Daemon(const std::string& batond, const std::string& root,
+         const std::string& socket, const std::vector<int>& cpus,
+         const std::string& log_path,
          const std::vector<std::string>& extra = {})
       : m_socket(socket) {
     std::filesystem::create_directories(root);
-    std::vector<std::string> args = {batond,        "--root",      root,
-                                     "--socket",    socket,        "--log-level",
-                                     "warn",        "--allow-local-locks"};
+    std::vector<std::string> args = {
+        batond, "--root",      root,   "--socket",
+        socket, "--log-level", "warn", "--allow-local-locks"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -244,13 +254,15 @@ class Daemon {
     if (m_pid < 0) die_errno("fork");
     if (m_pid == 0) {
       pin_to(cpus);
-      int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      int log = ::open(log_path.c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (log >= 0) {
         ::dup2(log, STDOUT_FILENO);
         ::dup2(log, STDERR_FILENO);
       }
       ::execv(argv[0], argv.data());
-      std::fprintf(stderr, "bench: exec %s: %s\n", argv[0], std::strerror(errno));
+      std::fprintf(stderr, "bench: exec %s: %s\n", argv[0],
+                   std::strerror(errno));
       ::_exit(127);
     }
     m_log = log_path;
@@ -263,7 +275,8 @@ class Daemon {
   const std::string& socket() const { return m_socket; }
 
   // Waits (bounded) until the socket accepts connections.
-  void wait_ready(std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
+  void wait_ready(
+      std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) {
     auto deadline = Clock::now() + limit;
     while (Clock::now() < deadline) {
       int status = 0;
@@ -271,11 +284,12 @@ class Daemon {
         m_pid = -1;
         die("batond exited during start-up; its log: " + read_log());
       }
-      struct stat st{};
+      struct stat st {};
       if (::stat(m_socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return;
       ::usleep(2000);
     }
-    die("batond did not create " + m_socket + " in time; its log: " + read_log());
+    die("batond did not create " + m_socket +
+        " in time; its log: " + read_log());
   }
 
   std::string read_log() const {
@@ -324,12 +338,14 @@ inline bool has_flag(int argc, char** argv, const std::string& name) {
   return false;
 }
 
-inline long number_option(int argc, char** argv, const std::string& name, long fallback) {
+inline long number_option(int argc, char** argv, const std::string& name,
+                          long fallback) {
   std::string text = option(argc, argv, name, "");
   if (text.empty()) return fallback;
   char* end = nullptr;
   long value = std::strtol(text.c_str(), &end, 10);
-  if (*end != '\0' || value <= 0) die("bad value for " + name + ": '" + text + "'");
+  if (*end != '\0' || value <= 0)
+    die("bad value for " + name + ": '" + text + "'");
   return value;
 }
 

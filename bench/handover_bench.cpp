@@ -60,10 +60,13 @@ struct PingPongResult {
 };
 
 // Strict turns between two sides for HANDOVERS hand-overs.
-PingPongResult ping_pong(std::array<Side, 2>& sides, const std::array<std::vector<int>, 2>& cpus,
+PingPongResult ping_pong(std::array<Side, 2>& sides,
+                         const std::array<std::vector<int>, 2>& cpus,
                          int handovers) {
-  std::array<std::atomic<int>, 2> queued{-1, -1};   // grant number a side waits for
-  std::array<std::atomic<int>, 2> granted{-1, -1};  // grant number a side got last
+  std::array<std::atomic<int>, 2> queued{-1,
+                                         -1};  // grant number a side waits for
+  std::array<std::atomic<int>, 2> granted{-1,
+                                          -1};  // grant number a side got last
   std::atomic<std::int64_t> released_at{0};
   std::array<std::vector<std::int64_t>, 2> samples;
   Clock::time_point start;
@@ -99,7 +102,8 @@ PingPongResult ping_pong(std::array<Side, 2>& sides, const std::array<std::vecto
         publish(queued[i], want);
       });
       samples[i].push_back(now_ns() - released_at.load());
-      if (!waited) die("a request was granted while the other side held the lock");
+      if (!waited)
+        die("a request was granted while the other side held the lock");
       g = want;
       publish(granted[i], g);
     }
@@ -121,7 +125,8 @@ struct FreeRunResult {
 };
 
 // Both sides loop lock + release for DURATION.
-FreeRunResult free_run(std::array<Side, 2>& sides, const std::array<std::vector<int>, 2>& cpus,
+FreeRunResult free_run(std::array<Side, 2>& sides,
+                       const std::array<std::vector<int>, 2>& cpus,
                        std::chrono::milliseconds duration) {
   std::atomic<bool> stop{false};
   std::atomic<int> last_holder{-1};
@@ -175,7 +180,7 @@ struct RawSides {
   RawSides& operator=(const RawSides&) = delete;
 
   static void set(int fd, short type, int command) {
-    struct flock lock{};
+    struct flock lock {};
     lock.l_type = type;
     lock.l_whence = SEEK_SET;
     lock.l_len = 1;
@@ -189,7 +194,7 @@ struct RawSides {
     for (std::size_t i = 0; i < 2; ++i) {
       int fd = fds[i];
       out[i].lock = [fd](const std::function<void()>& on_queued) {
-        struct flock probe{};
+        struct flock probe {};
         probe.l_type = F_WRLCK;
         probe.l_whence = SEEK_SET;
         probe.l_len = 1;
@@ -226,7 +231,9 @@ struct BatonSides {
         options.on_queued = [&on_queued](const QueueInfo&) { on_queued(); };
         std::error_code ec;
         held[i] = clients[i].lock(k_lock_name, options, ec);
-        if (ec) die("lock: " + ec.message() + " (" + clients[i].last_error_message() + ")");
+        if (ec)
+          die("lock: " + ec.message() + " (" + clients[i].last_error_message() +
+              ")");
       };
       out[i].release = [this, i] { held[i].release(); };
     }
@@ -250,39 +257,49 @@ int main(int argc, char** argv) {
   using namespace baton::bench;
   if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
     std::printf(
-        "Usage: handover_bench [--batond PATH] [--handovers N] [--seconds S] [--repeats N]\n"
+        "Usage: handover_bench [--batond PATH] [--handovers N] [--seconds S] "
+        "[--repeats N]\n"
         "                      [--placements same,split,unpinned]\n"
-        "Cross-daemon hand-over of one lock vs raw OFD locks between two threads.\n");
+        "Cross-daemon hand-over of one lock vs raw OFD locks between two "
+        "threads.\n");
     return 0;
   }
   const std::string batond = option(argc, argv, "--batond", BATON_BENCH_BATOND);
-  const int handovers = static_cast<int>(number_option(argc, argv, "--handovers", 2000));
-  const auto duration =
-      std::chrono::milliseconds(1000 * number_option(argc, argv, "--seconds", 1));
+  const int handovers =
+      static_cast<int>(number_option(argc, argv, "--handovers", 2000));
+  const auto duration = std::chrono::milliseconds(
+      1000 * number_option(argc, argv, "--seconds", 1));
   const long repeats = number_option(argc, argv, "--repeats", 3);
   const std::string wanted = option(argc, argv, "--placements", "all");
-  if (::access(batond.c_str(), X_OK) != 0) die("batond not executable: " + batond);
+  if (::access(batond.c_str(), X_OK) != 0)
+    die("batond not executable: " + batond);
 
   std::vector<PlacementSides> placements;
   for (const Placement& p : select_placements(wanted))
-    placements.push_back({p.key,
-                          p.key == "same"    ? "same vCPU (both daemons and both clients on cpu 0)"
-                          : p.key == "split" ? "split (daemon A + client A on cpu 0, B on cpu 1)"
-                                             : "unpinned",
-                          p.key == "same"    ? std::array<std::vector<int>, 2>{{{0}, {0}}}
-                          : p.key == "split" ? std::array<std::vector<int>, 2>{{{0}, {1}}}
-                                             : std::array<std::vector<int>, 2>{}});
+    placements.push_back(
+        {p.key,
+         p.key == "same" ? "same vCPU (both daemons and both clients on cpu 0)"
+         : p.key == "split" ? "split (daemon A + client A on cpu 0, B on cpu 1)"
+                            : "unpinned",
+         p.key == "same"    ? std::array<std::vector<int>, 2>{{{0}, {0}}}
+         : p.key == "split" ? std::array<std::vector<int>, 2>{{{0}, {1}}}
+                            : std::array<std::vector<int>, 2>{}});
 
   std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
   std::printf("handover_bench  %s  batond %s\n", date, batond.c_str());
-  std::printf("ping-pong: %d hand-overs per run; free-running: %lld ms per run; %ld runs, "
-              "median (by p50) shown\n",
-              handovers, static_cast<long long>(duration.count()), repeats);
-  std::printf("FIGURES.md, OFD lock contended by 2..64 processes: with sched_yield 155-225 k "
-              "hand-overs/s (max wait 3-14 ms);\n  without it 16-75 k hand-overs/s (max wait up "
-              "to 830 ms)\n");
+  std::printf(
+      "ping-pong: %d hand-overs per run; free-running: %lld ms per run; %ld "
+      "runs, "
+      "median (by p50) shown\n",
+      handovers, static_cast<long long>(duration.count()), repeats);
+  std::printf(
+      "FIGURES.md, OFD lock contended by 2..64 processes: with sched_yield "
+      "155-225 k "
+      "hand-overs/s (max wait 3-14 ms);\n  without it 16-75 k hand-overs/s "
+      "(max wait up "
+      "to 830 ms)\n");
 
   for (const PlacementSides& placement : placements) {
     ScratchDir scratch("baton-handover");
@@ -308,7 +325,8 @@ int main(int argc, char** argv) {
                                                  context_switches(b.pid())};
     for (long run = 0; run < repeats; ++run) {
       raw_pp.push_back(ping_pong(raw_sides, placement.cpus, handovers).summary);
-      baton_pp.push_back(ping_pong(baton_sides, placement.cpus, handovers).summary);
+      baton_pp.push_back(
+          ping_pong(baton_sides, placement.cpus, handovers).summary);
     }
     std::array<std::uint64_t, 2> switches_after{context_switches(a.pid()),
                                                 context_switches(b.pid())};
@@ -322,8 +340,9 @@ int main(int argc, char** argv) {
         static_cast<double>(repeats * handovers);
 
     std::printf("\n== %s ==\n", placement.label.c_str());
-    std::printf("%-44s %12s %10s %10s %10s  %s\n", "ping-pong (strict turns)", "hand-overs/s",
-                "p50", "p99", "max", "release->grant p50 of each run");
+    std::printf("%-44s %12s %10s %10s %10s  %s\n", "ping-pong (strict turns)",
+                "hand-overs/s", "p50", "p99", "max",
+                "release->grant p50 of each run");
     auto print_pp = [](const char* what, const std::vector<Summary>& runs) {
       const Summary& m = median_run(runs);
       std::string each;
@@ -331,41 +350,52 @@ int main(int argc, char** argv) {
         if (!each.empty()) each += ' ';
         each += format_us(r.p50_us);
       }
-      std::printf("%-44s %12s %10s %10s %10s  %s\n", what, format_rate(m.rate).c_str(),
-                  format_us(m.p50_us).c_str(), format_us(m.p99_us).c_str(),
-                  format_us(m.max_us).c_str(), each.c_str());
+      std::printf("%-44s %12s %10s %10s %10s  %s\n", what,
+                  format_rate(m.rate).c_str(), format_us(m.p50_us).c_str(),
+                  format_us(m.p99_us).c_str(), format_us(m.max_us).c_str(),
+                  each.c_str());
     };
     print_pp("raw OFD, 2 threads, F_OFD_SETLKW (floor)", raw_pp);
     print_pp("baton, 2 daemons on one root", baton_pp);
     const Summary& rp = median_run(raw_pp);
     const Summary& bp = median_run(baton_pp);
-    std::printf("baton/raw: release->grant p50 %.1fx, p99 %.1fx; hand-over rate %.2fx of raw; "
-                "daemon context switches per hand-over %.1f\n",
-                bp.p50_us / rp.p50_us, bp.p99_us / rp.p99_us, bp.rate / rp.rate, daemon_switches);
+    std::printf(
+        "baton/raw: release->grant p50 %.1fx, p99 %.1fx; hand-over rate %.2fx "
+        "of raw; "
+        "daemon context switches per hand-over %.1f\n",
+        bp.p50_us / rp.p50_us, bp.p99_us / rp.p99_us, bp.rate / rp.rate,
+        daemon_switches);
 
-    std::printf("%-44s %12s %12s %10s %10s %10s  %s\n", "free-running (both loop lock+release)",
-                "grants/s", "hand-overs/s", "wait p50", "wait p99", "max wait", "grants A/B");
-    auto print_free = [](const char* what, const std::vector<FreeRunResult>& runs) {
+    std::printf("%-44s %12s %12s %10s %10s %10s  %s\n",
+                "free-running (both loop lock+release)", "grants/s",
+                "hand-overs/s", "wait p50", "wait p99", "max wait",
+                "grants A/B");
+    auto print_free = [](const char* what,
+                         const std::vector<FreeRunResult>& runs) {
       std::vector<Summary> waits;
       for (const auto& r : runs) waits.push_back(r.wait);
       const Summary& chosen = median_run(waits);
       const FreeRunResult* m = &runs.front();
       for (const auto& r : runs)
-        if (r.wait.p50_us == chosen.p50_us && r.wait.mean_us == chosen.mean_us) m = &r;
-      std::printf("%-44s %12s %12s %10s %10s %10s  %ld/%ld\n", what,
-                  format_rate(m->grants_per_s).c_str(), format_rate(m->handovers_per_s).c_str(),
-                  format_us(m->wait.p50_us).c_str(), format_us(m->wait.p99_us).c_str(),
-                  format_us(m->wait.max_us).c_str(), m->grants[0], m->grants[1]);
+        if (r.wait.p50_us == chosen.p50_us && r.wait.mean_us == chosen.mean_us)
+          m = &r;
+      std::printf(
+          "%-44s %12s %12s %10s %10s %10s  %ld/%ld\n", what,
+          format_rate(m->grants_per_s).c_str(),
+          format_rate(m->handovers_per_s).c_str(),
+          format_us(m->wait.p50_us).c_str(), format_us(m->wait.p99_us).c_str(),
+          format_us(m->wait.max_us).c_str(), m->grants[0], m->grants[1]);
     };
     print_free("raw OFD, 2 threads", raw_free);
     print_free("baton, 2 daemons on one root", baton_free);
-    std::printf("(batond threads after the runs: A %d, B %d)\n", thread_count(a.pid()),
-                thread_count(b.pid()));
+    std::printf("(batond threads after the runs: A %d, B %d)\n",
+                thread_count(a.pid()), thread_count(b.pid()));
     for (std::size_t i = 0; i < 2; ++i) baton.held[i].release();
     for (auto& client : baton.clients) client.close();
     for (Daemon* d : {&a, &b}) {
       std::string log = d->read_log();
-      if (std::count(log.begin(), log.end(), '\n') > 1) std::printf("batond log:\n%s", log.c_str());
+      if (std::count(log.begin(), log.end(), '\n') > 1)
+        std::printf("batond log:\n%s", log.c_str());
     }
     std::fflush(stdout);
   }

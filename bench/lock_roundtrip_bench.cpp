@@ -82,7 +82,8 @@ long thread_switches() {
 
 int last_cpu(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   auto close = text.rfind(')');
   if (close == std::string::npos) return -1;
   std::istringstream fields(text.substr(close + 2));
@@ -94,12 +95,14 @@ int last_cpu(pid_t pid) {
 }
 
 // Runs OP WARMUP times, then ITERATIONS times timing each call.
-Measured measure(long warmup, long iterations, pid_t server, const std::function<void()>& op) {
+Measured measure(long warmup, long iterations, pid_t server,
+                 const std::function<void()>& op) {
   for (long i = 0; i < warmup; ++i) op();
   std::vector<std::int64_t> samples(static_cast<std::size_t>(iterations));
   const long client_before = thread_switches();
   const std::uint64_t server_before = server > 0 ? context_switches(server) : 0;
-  const SchedTimes server_times = server > 0 ? sched_times(server) : SchedTimes{};
+  const SchedTimes server_times =
+      server > 0 ? sched_times(server) : SchedTimes{};
   const std::int64_t client_cpu_before = thread_cpu_ns();
   const auto start = Clock::now();
   auto previous = start;
@@ -112,18 +115,24 @@ Measured measure(long warmup, long iterations, pid_t server, const std::function
   const auto wall = Clock::now() - start;
   const std::int64_t client_cpu_after = thread_cpu_ns();
   Measured m;
-  const auto per_op_us = [iterations](double ns) { return ns / 1e3 / static_cast<double>(iterations); };
-  m.client_cpu_us = per_op_us(static_cast<double>(client_cpu_after - client_cpu_before));
+  const auto per_op_us = [iterations](double ns) {
+    return ns / 1e3 / static_cast<double>(iterations);
+  };
+  m.client_cpu_us =
+      per_op_us(static_cast<double>(client_cpu_after - client_cpu_before));
   m.summary = summarize(std::move(samples), wall);
-  m.client_switches =
-      static_cast<double>(thread_switches() - client_before) / static_cast<double>(iterations);
+  m.client_switches = static_cast<double>(thread_switches() - client_before) /
+                      static_cast<double>(iterations);
   if (server > 0) {
-    m.server_switches = static_cast<double>(context_switches(server) - server_before) /
-                        static_cast<double>(iterations);
+    m.server_switches =
+        static_cast<double>(context_switches(server) - server_before) /
+        static_cast<double>(iterations);
     m.server_cpu = last_cpu(server);
     const SchedTimes after = sched_times(server);
-    m.server_cpu_us = per_op_us(static_cast<double>(after.cpu_ns - server_times.cpu_ns));
-    m.server_wait_us = per_op_us(static_cast<double>(after.wait_ns - server_times.wait_ns));
+    m.server_cpu_us =
+        per_op_us(static_cast<double>(after.cpu_ns - server_times.cpu_ns));
+    m.server_wait_us =
+        per_op_us(static_cast<double>(after.wait_ns - server_times.wait_ns));
   }
   m.client_cpu = ::sched_getcpu();
   return m;
@@ -136,7 +145,8 @@ class EchoServer {
     int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (listener < 0) die_errno("socket");
     sockaddr_un address = make_address(path);
-    if (::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    if (::bind(listener, reinterpret_cast<sockaddr*>(&address),
+               sizeof address) != 0)
       die_errno("bind " + path);
     if (::listen(listener, 4) != 0) die_errno("listen");
     m_pid = ::fork();
@@ -154,7 +164,8 @@ class EchoServer {
     ::close(listener);
     m_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (m_fd < 0) die_errno("socket");
-    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&address),
+                  sizeof address) != 0)
       die_errno("connect " + path);
   }
   ~EchoServer() {
@@ -177,7 +188,8 @@ class EchoServer {
   static sockaddr_un make_address(const std::string& path) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof address.sun_path) die("socket path too long: " + path);
+    if (path.size() >= sizeof address.sun_path)
+      die("socket path too long: " + path);
     std::memcpy(address.sun_path, path.data(), path.size());
     return address;
   }
@@ -210,10 +222,13 @@ class RawClient {
     if (m_fd < 0) die_errno("socket");
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path.data(), std::min(path.size(), sizeof address.sun_path - 1));
-    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    std::memcpy(address.sun_path, path.data(),
+                std::min(path.size(), sizeof address.sun_path - 1));
+    if (::connect(m_fd, reinterpret_cast<sockaddr*>(&address),
+                  sizeof address) != 0)
       die_errno("connect " + path);
-    if (read_line().find("\"baton\":1") == std::string::npos) die("raw client: no greeting");
+    if (read_line().find("\"baton\":1") == std::string::npos)
+      die("raw client: no greeting");
   }
   ~RawClient() { ::close(m_fd); }
   RawClient(const RawClient&) = delete;
@@ -226,9 +241,11 @@ class RawClient {
     const std::string quoted = "\"" + name + "\"";
     std::string unlock;
     if (m_holding)
-      unlock = "{\"id\":" + std::to_string(m_next_id++) + ",\"op\":\"unlock\",\"name\":" + quoted + "}\n";
+      unlock = "{\"id\":" + std::to_string(m_next_id++) +
+               ",\"op\":\"unlock\",\"name\":" + quoted + "}\n";
     const std::uint64_t id = m_next_id++;
-    std::string lock = "{\"id\":" + std::to_string(id) + ",\"op\":\"lock\",\"name\":" + quoted + "}\n";
+    std::string lock = "{\"id\":" + std::to_string(id) +
+                       ",\"op\":\"lock\",\"name\":" + quoted + "}\n";
     if (coalesce) {
       send_all(unlock + lock);
     } else {
@@ -239,7 +256,8 @@ class RawClient {
     for (;;) {
       std::string line = read_line();
       if (line.rfind(prefix, 0) != 0) continue;  // the unlock's reply
-      if (line.find("\"ok\":true") == std::string::npos) die("raw lock failed: " + line);
+      if (line.find("\"ok\":true") == std::string::npos)
+        die("raw lock failed: " + line);
       break;
     }
     m_holding = true;
@@ -249,7 +267,8 @@ class RawClient {
   void send_all(const std::string& bytes) {
     std::size_t done = 0;
     while (done < bytes.size()) {
-      ssize_t n = ::send(m_fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      ssize_t n =
+          ::send(m_fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EINTR) continue;
         die_errno("raw send");
@@ -308,9 +327,9 @@ struct PlacementResult {
 
 void print_placement(const PlacementResult& result) {
   std::printf("\n== %s ==\n", result.placement.label.c_str());
-  std::printf("%-44s %8s %8s %8s %8s %10s  %-20s %6s %7s %7s %7s %5s\n", "what", "p50", "p99",
-              "max", "mean", "rate", "p50 of each run", "srv cs", "srv cpu", "srv rq", "cli cpu",
-              "cpus");
+  std::printf("%-44s %8s %8s %8s %8s %10s  %-20s %6s %7s %7s %7s %5s\n", "what",
+              "p50", "p99", "max", "mean", "rate", "p50 of each run", "srv cs",
+              "srv cpu", "srv rq", "cli cpu", "cpus");
   for (const Row& row : result.rows) {
     const Measured& m = row.median();
     std::string each;
@@ -327,52 +346,74 @@ void print_placement(const PlacementResult& result) {
       std::snprintf(server_wait, sizeof server_wait, "%.1f", m.server_wait_us);
     }
     char cpus[16];
-    std::snprintf(cpus, sizeof cpus, "%d/%s", m.client_cpu,
-                  m.server_cpu >= 0 ? std::to_string(m.server_cpu).c_str() : "-");
-    std::printf("%-44s %8s %8s %8s %8s %10s  %-20s %6s %7s %7s %7.1f %5s\n", row.label.c_str(),
-                format_us(m.summary.p50_us).c_str(), format_us(m.summary.p99_us).c_str(),
-                format_us(m.summary.max_us).c_str(), format_us(m.summary.mean_us).c_str(),
-                format_rate(m.summary.rate).c_str(), each.c_str(), server_cs, server_cpu,
-                server_wait, m.client_cpu_us, cpus);
+    std::snprintf(
+        cpus, sizeof cpus, "%d/%s", m.client_cpu,
+        m.server_cpu >= 0 ? std::to_string(m.server_cpu).c_str() : "-");
+    std::printf("%-44s %8s %8s %8s %8s %10s  %-20s %6s %7s %7s %7.1f %5s\n",
+                row.label.c_str(), format_us(m.summary.p50_us).c_str(),
+                format_us(m.summary.p99_us).c_str(),
+                format_us(m.summary.max_us).c_str(),
+                format_us(m.summary.mean_us).c_str(),
+                format_rate(m.summary.rate).c_str(), each.c_str(), server_cs,
+                server_cpu, server_wait, m.client_cpu_us, cpus);
   }
   const Summary& a = result.row("echo").median().summary;
   const Summary& b = result.row("ofd").median().summary;
   const Summary& c = result.row("lock").median().summary;
   const Summary& d = result.row("ping").median().summary;
-  std::printf("ratio (c)/(a): p50 %.2fx  mean %.2fx  p99 %.2fx  rate %.2fx  -> target <= 1.5x: %s\n",
-              c.p50_us / a.p50_us, c.mean_us / a.mean_us, c.p99_us / a.p99_us, a.rate / c.rate,
-              c.p50_us <= 1.5 * a.p50_us ? "met" : "MISSED");
-  std::printf("ratio (d)/(a): p50 %.2fx (ping: libbaton + protocol + Asio, no lock)\n",
-              d.p50_us / a.p50_us);
-  std::printf("(c) - (a) - (b) at p50: %.1f us spent in batond/libbaton beyond socket + kernel lock\n",
-              c.p50_us - a.p50_us - b.p50_us);
-  std::printf("(c) - (d) at p50: %.1f us for the lock table (lock + unlock, file records) over a ping\n",
-              c.p50_us - d.p50_us);
+  std::printf(
+      "ratio (c)/(a): p50 %.2fx  mean %.2fx  p99 %.2fx  rate %.2fx  -> target "
+      "<= 1.5x: %s\n",
+      c.p50_us / a.p50_us, c.mean_us / a.mean_us, c.p99_us / a.p99_us,
+      a.rate / c.rate, c.p50_us <= 1.5 * a.p50_us ? "met" : "MISSED");
+  std::printf(
+      "ratio (d)/(a): p50 %.2fx (ping: libbaton + protocol + Asio, no lock)\n",
+      d.p50_us / a.p50_us);
+  std::printf(
+      "(c) - (a) - (b) at p50: %.1f us spent in batond/libbaton beyond socket "
+      "+ kernel lock\n",
+      c.p50_us - a.p50_us - b.p50_us);
+  std::printf(
+      "(c) - (d) at p50: %.1f us for the lock table (lock + unlock, file "
+      "records) over a ping\n",
+      c.p50_us - d.p50_us);
   const Summary& e = result.row("raw2").median().summary;
   const Summary& f = result.row("raw1").median().summary;
-  std::printf("(c)/(e) p50 %.2fx: libbaton's own cost over the same messages sent raw\n",
-              c.p50_us / e.p50_us);
-  std::printf("(e)/(f) p50 %.2fx: unlock in a write of its own vs in the same write as the next "
-              "lock; (f)/(a) p50 %.2fx\n",
-              e.p50_us / f.p50_us, f.p50_us / a.p50_us);
+  std::printf(
+      "(c)/(e) p50 %.2fx: libbaton's own cost over the same messages sent "
+      "raw\n",
+      c.p50_us / e.p50_us);
+  std::printf(
+      "(e)/(f) p50 %.2fx: unlock in a write of its own vs in the same write as "
+      "the next "
+      "lock; (f)/(a) p50 %.2fx\n",
+      e.p50_us / f.p50_us, f.p50_us / a.p50_us);
   auto anchor = k_anchor_echo.find(result.placement.key);
   if (anchor != k_anchor_echo.end())
-    std::printf("floor check: this run's echo p50 %.1f us vs FIGURES.md %.1f us (%.2fx)\n", a.p50_us,
-                anchor->second.p50_us, a.p50_us / anchor->second.p50_us);
+    std::printf(
+        "floor check: this run's echo p50 %.1f us vs FIGURES.md %.1f us "
+        "(%.2fx)\n",
+        a.p50_us, anchor->second.p50_us, a.p50_us / anchor->second.p50_us);
   auto redis = k_redis.find(result.placement.key);
   if (redis != k_redis.end())
-    std::printf("baton/Redis (quoted SET NX PX + DEL, %s): p50 %.2fx  p99 %.2fx  rate %.2fx "
-                "(<1 is better than Redis)\n",
-                result.placement.key.c_str(), c.p50_us / redis->second.p50_us,
-                c.p99_us / redis->second.p99_us, redis->second.rate / c.rate);
+    std::printf(
+        "baton/Redis (quoted SET NX PX + DEL, %s): p50 %.2fx  p99 %.2fx  rate "
+        "%.2fx "
+        "(<1 is better than Redis)\n",
+        result.placement.key.c_str(), c.p50_us / redis->second.p50_us,
+        c.p99_us / redis->second.p99_us, redis->second.rate / c.rate);
   else
     std::printf("baton/Redis: no quoted Redis figure for unpinned runs\n");
 }
 
 void print_markdown(const std::vector<PlacementResult>& results) {
-  std::printf("\nMarkdown summary (median run of each; ratios within the same run):\n\n");
-  std::printf("| placement | echo (a) p50 / p99 | OFD pair (b) p50 | ping (d) p50 | baton lock+release (c) "
-              "p50 / p99 / rate | (c)/(a) p50 | (c)/(a) mean | baton/Redis p50 |\n");
+  std::printf(
+      "\nMarkdown summary (median run of each; ratios within the same "
+      "run):\n\n");
+  std::printf(
+      "| placement | echo (a) p50 / p99 | OFD pair (b) p50 | ping (d) p50 | "
+      "baton lock+release (c) "
+      "p50 / p99 / rate | (c)/(a) p50 | (c)/(a) mean | baton/Redis p50 |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : results) {
     const Summary& a = r.row("echo").median().summary;
@@ -382,22 +423,27 @@ void print_markdown(const std::vector<PlacementResult>& results) {
     auto redis = k_redis.find(r.placement.key);
     char vs_redis[32] = "n/a";
     if (redis != k_redis.end())
-      std::snprintf(vs_redis, sizeof vs_redis, "%.2fx", c.p50_us / redis->second.p50_us);
-    std::printf("| %s | %s / %s | %s | %s | %s / %s / %s | %.2fx | %.2fx | %s |\n",
-                r.placement.key.c_str(), format_us(a.p50_us).c_str(), format_us(a.p99_us).c_str(),
-                format_us(b.p50_us).c_str(), format_us(d.p50_us).c_str(),
-                format_us(c.p50_us).c_str(), format_us(c.p99_us).c_str(),
-                format_rate(c.rate).c_str(), c.p50_us / a.p50_us, c.mean_us / a.mean_us, vs_redis);
+      std::snprintf(vs_redis, sizeof vs_redis, "%.2fx",
+                    c.p50_us / redis->second.p50_us);
+    std::printf(
+        "| %s | %s / %s | %s | %s | %s / %s / %s | %.2fx | %.2fx | %s |\n",
+        r.placement.key.c_str(), format_us(a.p50_us).c_str(),
+        format_us(a.p99_us).c_str(), format_us(b.p50_us).c_str(),
+        format_us(d.p50_us).c_str(), format_us(c.p50_us).c_str(),
+        format_us(c.p99_us).c_str(), format_rate(c.rate).c_str(),
+        c.p50_us / a.p50_us, c.mean_us / a.mean_us, vs_redis);
   }
 }
 
-void print_header(const std::string& batond, long warmup, long iterations, long repeats) {
+void print_header(const std::string& batond, long warmup, long iterations,
+                  long repeats) {
   utsname name{};
   ::uname(&name);
   std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", std::localtime(&now));
-  std::ifstream source("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+  std::ifstream source(
+      "/sys/devices/system/clocksource/clocksource0/current_clocksource");
   std::string clocksource;
   std::getline(source, clocksource);
   // The cost of the timing itself, for the smallest figures.
@@ -405,15 +451,22 @@ void print_header(const std::string& batond, long warmup, long iterations, long 
   auto start = Clock::now();
   for (int i = 0; i < k_probes; ++i) (void)Clock::now();
   double timer_ns = static_cast<double>(nanos(Clock::now() - start)) / k_probes;
-  std::printf("lock_roundtrip_bench  %s  %s %s, %ld cpus, clocksource %s (now() costs %.0f ns)\n",
-              date, name.sysname, name.release, ::sysconf(_SC_NPROCESSORS_ONLN),
-              clocksource.c_str(), timer_ns);
-  std::printf("batond: %s (--log-level warn --allow-local-locks)\n", batond.c_str());
-  std::printf("%ld warm-up + %ld timed iterations per measurement, %ld runs each, the run with "
-              "the median p50 shown\n",
-              warmup, iterations, repeats);
-  std::printf("srv cs / cli cs: context switches per operation (server: all threads); cpus: "
-              "where client/server last ran\n");
+  std::printf(
+      "lock_roundtrip_bench  %s  %s %s, %ld cpus, clocksource %s (now() costs "
+      "%.0f ns)\n",
+      date, name.sysname, name.release, ::sysconf(_SC_NPROCESSORS_ONLN),
+      clocksource.c_str(), timer_ns);
+  std::printf("batond: %s (--log-level warn --allow-local-locks)\n",
+              batond.c_str());
+  std::printf(
+      "%ld warm-up + %ld timed iterations per measurement, %ld runs each, the "
+      "run with "
+      "the median p50 shown\n",
+      warmup, iterations, repeats);
+  std::printf(
+      "srv cs / cli cs: context switches per operation (server: all threads); "
+      "cpus: "
+      "where client/server last ran\n");
 }
 
 }  // namespace
@@ -423,20 +476,25 @@ int main(int argc, char** argv) {
   using namespace baton::bench;
   if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
     std::printf(
-        "Usage: lock_roundtrip_bench [--batond PATH] [--iterations N] [--warmup N]\n"
-        "                            [--repeats N] [--placements same,split,unpinned]\n"
+        "Usage: lock_roundtrip_bench [--batond PATH] [--iterations N] "
+        "[--warmup N]\n"
+        "                            [--repeats N] [--placements "
+        "same,split,unpinned]\n"
         "                            [--only echo,ofd,lock,ping,raw2,raw1]\n"
-        "Measures echo round trip, OFD pair, libbaton ping and lock+release per placement.\n");
+        "Measures echo round trip, OFD pair, libbaton ping and lock+release "
+        "per placement.\n");
     return 0;
   }
   const std::string batond = option(argc, argv, "--batond", BATON_BENCH_BATOND);
   const long iterations = number_option(argc, argv, "--iterations", 20000);
   const long warmup = number_option(argc, argv, "--warmup", 2000);
   const long repeats = number_option(argc, argv, "--repeats", 3);
-  const auto placements = select_placements(option(argc, argv, "--placements", "all"));
+  const auto placements =
+      select_placements(option(argc, argv, "--placements", "all"));
   // --only echo,ofd,lock,ping,raw2,raw1: measure just those (for profiling).
   const std::string only = option(argc, argv, "--only", "");
-  if (::access(batond.c_str(), X_OK) != 0) die("batond not executable: " + batond);
+  if (::access(batond.c_str(), X_OK) != 0)
+    die("batond not executable: " + batond);
 
   print_header(batond, warmup, iterations, repeats);
   std::fflush(stdout);
@@ -451,25 +509,29 @@ int main(int argc, char** argv) {
     int ofd = ::open(ofd_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (ofd < 0) die_errno("open " + ofd_path);
     auto ofd_pair = [ofd] {
-      struct flock lock{};
+      struct flock lock {};
       lock.l_type = F_WRLCK;
       lock.l_whence = SEEK_SET;
       lock.l_len = 1;
       if (::fcntl(ofd, F_OFD_SETLK, &lock) != 0) die_errno("F_OFD_SETLK");
       lock.l_type = F_UNLCK;
-      if (::fcntl(ofd, F_OFD_SETLK, &lock) != 0) die_errno("F_OFD_SETLK unlock");
+      if (::fcntl(ofd, F_OFD_SETLK, &lock) != 0)
+        die_errno("F_OFD_SETLK unlock");
     };
 
     EchoServer echo(scratch.path() + "/echo.sock", placement.server_cpus);
-    Daemon daemon(batond, scratch.path() + "/root", scratch.path() + "/baton.sock",
-                  placement.server_cpus, scratch.path() + "/batond.log");
+    Daemon daemon(batond, scratch.path() + "/root",
+                  scratch.path() + "/baton.sock", placement.server_cpus,
+                  scratch.path() + "/batond.log");
     daemon.wait_ready();
     baton::Client client;
     baton::ClientOptions options;
     options.socket_path = daemon.socket();
     std::error_code ec;
     client.connect(options, ec);
-    if (ec) die("connect to batond: " + ec.message() + "; its log: " + daemon.read_log());
+    if (ec)
+      die("connect to batond: " + ec.message() +
+          "; its log: " + daemon.read_log());
 
     auto ping = [&client] {
       std::error_code error;
@@ -479,54 +541,65 @@ int main(int argc, char** argv) {
     auto lock_release = [&client] {
       std::error_code error;
       baton::Lock lock = client.lock("bench/roundtrip", {}, error);
-      if (error) die("lock: " + error.message() + " (" + client.last_error_message() + ")");
+      if (error)
+        die("lock: " + error.message() + " (" + client.last_error_message() +
+            ")");
       lock.release();
     };
 
     RawClient raw_two_writes(daemon.socket());
     RawClient raw_one_write(daemon.socket());
 
-    PlacementResult result{placement,
-                           {{"echo", "(a) echo 32 B round trip (floor)", {}},
-                            {"ofd", "(b) OFD lock+unlock pair (floor)", {}},
-                            {"lock", "(c) libbaton lock + release", {}},
-                            {"ping", "(d) libbaton ping", {}},
-                            {"raw2", "(e) raw protocol: unlock; lock (2 writes)", {}},
-                            {"raw1", "(f) raw protocol: unlock+lock (1 write)", {}}}};
+    PlacementResult result{
+        placement,
+        {{"echo", "(a) echo 32 B round trip (floor)", {}},
+         {"ofd", "(b) OFD lock+unlock pair (floor)", {}},
+         {"lock", "(c) libbaton lock + release", {}},
+         {"ping", "(d) libbaton ping", {}},
+         {"raw2", "(e) raw protocol: unlock; lock (2 writes)", {}},
+         {"raw1", "(f) raw protocol: unlock+lock (1 write)", {}}}};
     // Interleaved, so that drift in the machine touches every row alike.
     const std::vector<std::pair<pid_t, std::function<void()>>> ops = {
         {echo.pid(), [&echo] { echo.round_trip(); }},
         {-1, ofd_pair},
         {daemon.pid(), lock_release},
         {daemon.pid(), ping},
-        {daemon.pid(), [&] { raw_two_writes.cycle("bench/raw-two-writes", false); }},
-        {daemon.pid(), [&] { raw_one_write.cycle("bench/raw-one-write", true); }},
+        {daemon.pid(),
+         [&] { raw_two_writes.cycle("bench/raw-two-writes", false); }},
+        {daemon.pid(),
+         [&] { raw_one_write.cycle("bench/raw-one-write", true); }},
     };
     for (long run = 0; run < repeats; ++run)
       for (std::size_t i = 0; i < ops.size(); ++i)
-        if (only.empty() || ("," + only + ",").find("," + result.rows[i].key + ",") !=
-                                std::string::npos)
-          result.rows[i].runs.push_back(measure(warmup, iterations, ops[i].first, ops[i].second));
+        if (only.empty() ||
+            ("," + only + ",").find("," + result.rows[i].key + ",") !=
+                std::string::npos)
+          result.rows[i].runs.push_back(
+              measure(warmup, iterations, ops[i].first, ops[i].second));
     if (!only.empty()) {
       // Profiling runs (see README): no table, the rows are incomplete.
       for (const Row& row : result.rows)
         for (const Measured& m : row.runs)
-          std::printf("%s: p50 %s mean %s srv cpu %.1f us/op\n", row.key.c_str(),
-                      format_us(m.summary.p50_us).c_str(), format_us(m.summary.mean_us).c_str(),
-                      m.server_cpu_us);
+          std::printf("%s: p50 %s mean %s srv cpu %.1f us/op\n",
+                      row.key.c_str(), format_us(m.summary.p50_us).c_str(),
+                      format_us(m.summary.mean_us).c_str(), m.server_cpu_us);
       continue;
     }
-    std::printf("\n(batond had %d threads during the %s runs)", thread_count(daemon.pid()),
-                placement.key.c_str());
+    std::printf("\n(batond had %d threads during the %s runs)",
+                thread_count(daemon.pid()), placement.key.c_str());
     client.close();
     std::string log = daemon.read_log();
     daemon.stop();
     ::close(ofd);
     print_placement(result);
-    if (log.find("warn") != std::string::npos || log.find("error") != std::string::npos) {
+    if (log.find("warn") != std::string::npos ||
+        log.find("error") != std::string::npos) {
       // Only the --allow-local-locks notice is expected.
-      std::size_t lines = static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n'));
-      if (lines > 1) std::printf("batond logged %zu lines at warn or above:\n%s", lines, log.c_str());
+      std::size_t lines =
+          static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n'));
+      if (lines > 1)
+        std::printf("batond logged %zu lines at warn or above:\n%s", lines,
+                    log.c_str());
     }
     std::fflush(stdout);
     results.push_back(std::move(result));

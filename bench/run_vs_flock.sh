@@ -161,11 +161,32 @@ if command -v perf >/dev/null; then
   done
 fi
 
-echo "-- dynamic loading (LD_DEBUG=statistics, one run each)"
+echo "-- dynamic loading (LD_DEBUG=statistics of the wrapper itself, unpinned: taskset"
+echo "   would report its own loading), and process start-up without any work"
 for cmd in "flock $lockfile $true_bin" "$baton --socket $socket run --lock x -- $true_bin"; do
+  # The first statistics block is the wrapper's; the child's (true) follows.
   # shellcheck disable=SC2086
-  LD_DEBUG=statistics "${run[@]}" $cmd 2>&1 | grep -E "total startup time|time needed for relocation|number of relocations:|relocations from cache" |
-    head -4 | sed "s|^ *[0-9]*: *|  $(basename "${cmd%% *}"): |"
+  LD_DEBUG=statistics $cmd 2>&1 | grep -E "total startup time|time needed for relocation" |
+    head -2 | sed "s|^ *[0-9]*: *|  $(basename "${cmd%% *}"): |"
+done
+if command -v perf >/dev/null; then
+  for cmd in "$true_bin" "$baton --version" "flock --version"; do
+    # shellcheck disable=SC2086
+    "${run[@]}" perf stat -r 300 -e task-clock,page-faults $cmd 2>&1 >/dev/null |
+      grep -E "task-clock|page-faults|elapsed" | sed "s|^|  ${cmd##*/}: |"
+  done
+fi
+echo "-- batond's own CPU time per invocation (schedstat of all its threads, 200 runs;"
+echo "   on the same vCPU it adds to the wall time one for one)"
+daemon_cpu_ns() { cat /proc/"$daemon_pid"/task/*/schedstat | awk '{s += $1} END {print s}'; }
+for cmd in "$baton --socket $socket ping" "$baton --socket $socket run --lock x -- $true_bin"; do
+  before=$(daemon_cpu_ns)
+  for _ in $(seq 200); do
+    # shellcheck disable=SC2086
+    "${run[@]}" $cmd >/dev/null
+  done
+  after=$(daemon_cpu_ns)
+  echo "  baton ${cmd#*--socket $socket }: $(( (after - before) / 200 / 1000 )) us of batond CPU"
 done
 echo "  shared libraries: baton $(ldd "$baton" | wc -l) (incl. vdso, ld.so), flock $(ldd "$(command -v flock)" | wc -l)"
 echo "  binary text: baton $(size "$baton" | awk 'NR==2{print $1}') B, flock $(size "$(command -v flock)" | awk 'NR==2{print $1}') B"
