@@ -200,6 +200,8 @@ TEST_F(Handoff, CrashConsistency) {
                      std::to_string(newest);
       newest = std::max(newest, seen.version);
       ++reads;
+      // A sample, not a spin: leave the cores to the writers and daemons.
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
     }
   });
   struct Join {
@@ -479,6 +481,12 @@ TEST_F(Handoff, FencingRefusesStaleTokens) {
   Process holder = Process::spawn(options);
   std::uint64_t token_a = 0;
   pid_t job = -1;
+  struct KillJob {  // A's job, if it outlives its wrapper, on every path out
+    pid_t& pid;
+    ~KillJob() {
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
+  } kill_job{job};
   ASSERT_TRUE(wait_until(
       [&] {
         std::istringstream in(read_text_file(token_file));
@@ -519,7 +527,6 @@ TEST_F(Handoff, FencingRefusesStaleTokens) {
   EXPECT_EQ(read_file(root() + "/" + result), "from B");
   EXPECT_EQ(opened_content(cb, result), "from B");
   EXPECT_EQ(wait_for_no_staging(), std::vector<std::string>{});
-  if (job > 0) ::kill(job, SIGKILL);  // A's job, if it outlived the wrapper
 }
 
 // Two create-only publishes of one new path, from two daemons at once:
@@ -571,7 +578,7 @@ TEST_F(Handoff, NoReplaceIsCreateOnly) {
 }
 
 // A published file gets the mode asked for (whatever the daemon's umask),
-// in directories created on the way.
+// without setuid, setgid or sticky bits, in directories created on the way.
 TEST_F(Handoff, PublishedFileHasTheModeAskedFor) {
   DaemonProcess& a = start_daemon("a");
   Client client = connect(a.socket());
@@ -586,6 +593,14 @@ TEST_F(Handoff, PublishedFileHasTheModeAskedFor) {
     EXPECT_EQ(info.st_mode & 07777, mode) << name;
     EXPECT_TRUE(S_ISREG(info.st_mode));
   }
+  // No setuid, setgid or sticky bit reaches the volume: the file belongs to
+  // the daemon's user, not the client's.
+  PublishOptions special;
+  special.mode = 07755;
+  publish(client, "modes/deep/special", "content", special);
+  struct stat special_info {};
+  ASSERT_EQ(::stat((root() + "/modes/deep/special").c_str(), &special_info), 0);
+  EXPECT_EQ(special_info.st_mode & 07777, 0755u);
   // Publishing again replaces the file and its mode.
   PublishOptions options;
   options.mode = 0600;
