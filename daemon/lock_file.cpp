@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 
 #include "baton/error.hpp"
 
@@ -55,7 +57,7 @@ bool conflicting_lock(int fd, off_t start, std::error_code& ec) {
   return lock.l_type != F_UNLCK;
 }
 
-std::error_code write_all_at(int fd, const std::string& data, off_t offset) {
+std::error_code write_all_at(int fd, std::string_view data, off_t offset) {
   std::size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
@@ -179,11 +181,14 @@ std::string LockFile::read_holder(std::error_code& ec) {
   return text;
 }
 
-std::error_code LockFile::write_holder(const std::string& json) {
-  std::string record = json.substr(0, k_holder_size - 1);
-  record.resize(k_holder_size - 1, ' ');
-  record += '\n';
-  return write_all_at(m_fd, record, k_holder_offset);
+std::error_code LockFile::write_holder(std::string_view json) {
+  // Padded to the full slot so a shorter record leaves no tail of the last.
+  char record[k_holder_size];
+  const std::size_t used = std::min(json.size(), k_holder_size - 1);
+  std::memcpy(record, json.data(), used);
+  std::memset(record + used, ' ', k_holder_size - 1 - used);
+  record[k_holder_size - 1] = '\n';
+  return write_all_at(m_fd, std::string_view(record, k_holder_size), k_holder_offset);
 }
 
 std::error_code LockFile::verify(int dir_fd, const std::string& file, LockMode held) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "baton/lock.hpp"
@@ -60,7 +61,7 @@ class LockFile {
 
   // JSON text of the holder record ("" if none).
   std::string read_holder(std::error_code& ec);
-  std::error_code write_holder(const std::string& json);
+  std::error_code write_holder(std::string_view json);
 
   // Whether the lock held through this file still means anything: the file
   // still answers I/O (NFSv4 gives EIO once its lease expired), and it is

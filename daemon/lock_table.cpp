@@ -102,7 +102,13 @@ LockTable::LockTable(asio::any_io_executor executor, int locks_dir_fd,
       m_dir_fd(locks_dir_fd),
       m_dir_path(std::move(locks_dir_path)),
       m_offload(offload),
-      m_config(std::move(config)) {}
+      m_config(std::move(config)) {
+  auto json_string = [](const std::string& text) {
+    return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  m_holder_prefix = "{\"pod\":" + json_string(m_config.pod) +
+                    ",\"node\":" + json_string(m_config.node) + ",";
+}
 
 LockTable::~LockTable() {
   for (auto& [name, entry] : m_entries)
@@ -178,6 +184,70 @@ void LockTable::remove_waiter(const EntryPtr& entry, const std::shared_ptr<Waite
   schedule_pump(entry);
 }
 
+std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::string& name,
+                                               LockMode mode) {
+  if (!m_granting || !m_offload.inline_quick_calls()) return std::nullopt;
+  EntryPtr entry = find_or_create(name);
+  Entry& e = *entry;
+  if (!e.queue.empty() || e.pumping || e.file_wait || e.yielded) return std::nullopt;
+  if (!e.holders.empty()) {
+    // Joining shared holders needs no file call and no token.
+    if (mode != LockMode::shared || e.held != LockMode::shared) return std::nullopt;
+    add_holder(e, client, mode, 0, {});
+    return Acquired{};
+  }
+  if (e.held && *e.held != mode) return std::nullopt;
+  if (!e.held) {
+    if (!e.file) {
+      std::error_code ec;
+      auto opened = LockFile::open(m_dir_fd, e.file_name, m_dir_path + "/" + e.file_name,
+                                   m_config.uncached_reads, ec);
+      if (!opened) return std::nullopt;  // acquire() reports the error
+      e.file = std::move(opened);
+    }
+    // Another pod waits: leave the contest to acquire(), which keeps the
+    // hand-overs fair. Only the fast path asks, to spare the uncontended.
+    std::error_code ec;
+    if (e.file->others_waiting(ec) || ec) return std::nullopt;
+    if (e.file->try_lock(mode)) return std::nullopt;
+    e.held = mode;
+    e.handovers = 0;
+    e.tokens_checked = false;
+  }
+  // From here on the file lock is ours; bailing out leaves a state that
+  // pump() continues from (held, nobody holding, nobody queued).
+  std::uint64_t token = 0;
+  if (mode == LockMode::exclusive) {
+    if (!e.tokens_checked) {
+      std::error_code ec;
+      TokenRecord record = e.file->read_tokens(ec);
+      if (ec) return std::nullopt;
+      e.tokens.observe(record);
+      e.tokens_checked = true;
+    }
+    if (e.tokens.needs_reservation()) return std::nullopt;  // an fsync: not inline
+  }
+  if (mode == LockMode::exclusive) token = e.tokens.take();
+  if (e.file->write_holder(holder_record(client.client_info(), mode, token))) {
+    // Nobody holds it yet: give the file up and let acquire() meet the error.
+    unlock_file_now(entry);
+    return std::nullopt;
+  }
+  add_holder(e, client, mode, token, {});
+  Acquired granted;
+  granted.token = token;
+  return granted;
+}
+
+void LockTable::add_holder(Entry& e, LockClient& client, LockMode mode, std::uint64_t token,
+                           std::chrono::microseconds waited) {
+  e.holders.push_back(Hold{&client, mode, token, SystemClock::now(), SteadyClock::now()});
+  if (spdlog::should_log(spdlog::level::info))
+    spdlog::info("grant '{}' ({}) to {} after waiting {} (token {})", e.name,
+                 protocol::lock_mode_name(mode), client.client_info().describe(),
+                 describe_duration(waited), token);
+}
+
 std::error_code LockTable::release(LockClient& client, const std::string& name) {
   auto it = m_entries.find(name);
   if (it == m_entries.end()) return make_error_code(errc::not_held);
@@ -185,12 +255,34 @@ std::error_code LockTable::release(LockClient& client, const std::string& name) 
   auto hold = std::find_if(entry->holders.begin(), entry->holders.end(),
                            [&](const Hold& h) { return h.client == &client; });
   if (hold == entry->holders.end()) return make_error_code(errc::not_held);
-  spdlog::info("release '{}' by {} after holding {} (token {})", name,
-               client.client_info().describe(), describe_duration(since(hold->since)),
-               hold->token);
+  if (spdlog::should_log(spdlog::level::info))
+    spdlog::info("release '{}' by {} after holding {} (token {})", name,
+                 client.client_info().describe(), describe_duration(since(hold->since)),
+                 hold->token);
   entry->holders.erase(hold);
-  if (entry->holders.empty()) schedule_pump(entry);
+  if (!entry->holders.empty()) return {};
+  // Nobody else here wants it: give the file lock back at once, so another
+  // pod's waiter is not kept waiting for a coroutine hop.
+  if (entry->queue.empty() && !entry->pumping && !entry->file_wait &&
+      m_offload.inline_quick_calls()) {
+    unlock_file_now(entry);
+    forget_if_idle(entry);
+  } else {
+    schedule_pump(entry);
+  }
   return {};
+}
+
+void LockTable::unlock_file_now(const EntryPtr& entry) {
+  auto file = entry->file;
+  entry->held.reset();
+  entry->tokens_checked = false;
+  if (!file) return;
+  if (std::error_code ec = file->unlock()) {
+    // The lock is gone either way once the descriptor closes.
+    spdlog::warn("lock '{}': unlocking {}: {}", entry->name, file->path(), ec.message());
+    if (entry->file == file) entry->file.reset();
+  }
 }
 
 void LockTable::release_all(LockClient& client) {
@@ -422,15 +514,10 @@ asio::awaitable<bool> LockTable::grant(EntryPtr entry, std::shared_ptr<Waiter> w
   if (e.queue.empty() || e.queue.front() != waiter || e.file != file) co_return false;
 
   e.queue.pop_front();
-  e.holders.push_back(Hold{waiter->client, waiter->mode, token, SystemClock::now(),
-                           SteadyClock::now()});
   Acquired granted;
   granted.token = token;
   granted.waited = since(waiter->queued_at);
-  spdlog::info("grant '{}' ({}) to {} after waiting {} (token {})", e.name,
-               protocol::lock_mode_name(waiter->mode),
-               waiter->client->client_info().describe(),
-               describe_duration(granted.waited), token);
+  add_holder(e, *waiter->client, waiter->mode, token, granted.waited);
   finish(waiter, std::move(granted));
   co_return true;
 }
@@ -467,12 +554,17 @@ asio::awaitable<std::optional<Holder>> LockTable::current_holder(EntryPtr entry)
   co_return holder;
 }
 
+// The fields of `Holder` as its from_json reads them, less "local". Written
+// by hand around the pre-encoded pod and node: once per grant, and a JSON
+// document built and dumped would cost more than the write itself.
 std::string LockTable::holder_record(const ClientInfo& client, LockMode mode,
                                      std::uint64_t token) const {
-  Holder holder{m_config.pod, m_config.node, client.pid, mode, token, SystemClock::now(), false};
-  nlohmann::json record = holder;
-  record.erase("local");
-  return record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const auto since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            SystemClock::now().time_since_epoch())
+                            .count();
+  return fmt::format("{}\"pid\":{},\"mode\":\"{}\",\"token\":{},\"since_ms\":{}}}",
+                     m_holder_prefix, client.pid, protocol::lock_mode_name(mode), token,
+                     since_ms);
 }
 
 void LockTable::lose(const EntryPtr& entry, const std::string& why) {

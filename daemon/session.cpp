@@ -72,20 +72,29 @@ asio::awaitable<void> Session::read_requests() {
       break;
     }
     if (ec) break;  // closed by the peer, or by us
-    std::string_view line(m_input.data(), size - 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // socat crlf
-    if (!line.empty()) {
-      auto decoded = protocol::decode_request(line);
-      if (auto* error = std::get_if<protocol::DecodeError>(&decoded)) {
-        send(protocol::encode_error(error->id, error->code, error->message));
-      } else {
-        handle(std::get<protocol::Request>(std::move(decoded)));
-      }
-    }
-    m_input.erase(0, size);
+    handle_line(size);
+    // Handle the lines already buffered before the writer runs: the replies
+    // that are ready at once (an unlock, then an uncontended lock) then leave
+    // in one write and wake the client once.
+    for (std::size_t end; !m_closing && (end = m_input.find('\n')) != std::string::npos;)
+      handle_line(end + 1);
   }
   m_closing = true;
   m_outbox_ready.cancel();
+}
+
+void Session::handle_line(std::size_t size) {
+  std::string_view line(m_input.data(), size - 1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // socat crlf
+  if (!line.empty()) {
+    auto decoded = protocol::decode_request(line);
+    if (auto* error = std::get_if<protocol::DecodeError>(&decoded)) {
+      send(protocol::encode_error(error->id, error->code, error->message));
+    } else {
+      handle(std::get<protocol::Request>(std::move(decoded)));
+    }
+  }
+  m_input.erase(0, size);
 }
 
 asio::awaitable<void> Session::write_replies() {
@@ -101,10 +110,19 @@ asio::awaitable<void> Session::write_replies() {
       ::close(std::exchange(next.fd, -1));
       if (!sent) break;
     }
-    auto [ec, written] = co_await asio::async_write(m_socket, asio::buffer(next.bytes), k_tuple);
+    // Every reply ready now goes in one write, up to the next that carries
+    // a descriptor. Deque elements stay put while send() appends.
+    m_batch.clear();
+    for (const Outgoing& reply : m_outbox) {
+      if ((reply.fd >= 0 && !m_batch.empty()) || m_batch.size() == k_max_batch) break;
+      m_batch.push_back(asio::buffer(reply.bytes));
+    }
+    auto [ec, written] = co_await asio::async_write(m_socket, m_batch, k_tuple);
     if (ec) break;
-    m_outbox_bytes -= next.bytes.size();
-    m_outbox.pop_front();
+    for (std::size_t i = m_batch.size(); i > 0; --i) {
+      m_outbox_bytes -= m_outbox.front().bytes.size();
+      m_outbox.pop_front();
+    }
   }
   for (Outgoing& unsent : m_outbox)
     if (unsent.fd >= 0) ::close(std::exchange(unsent.fd, -1));
@@ -207,6 +225,10 @@ void Session::handle(protocol::Request request) {
     }
     m_names.insert(lock->name);
     m_lost.erase(lock->name);
+    if (auto granted = m_host.locks().acquire_now(*this, lock->name, lock->mode)) {
+      send(granted_reply(id, lock->name, *granted));
+      return;
+    }
     asio::co_spawn(m_socket.get_executor(),
                    [self = shared_from_this(), id, request = std::move(*lock)]() mutable {
                      return self->handle_lock(id, std::move(request));
@@ -315,9 +337,13 @@ asio::awaitable<void> Session::handle_lock(std::uint64_t id, protocol::LockReque
     send(protocol::encode_error(id, static_cast<errc>(result.error.value()), result.message));
     co_return;
   }
-  send(protocol::encode_ok(id, {{"name", request.name},
-                                {"token", result.token},
-                                {"waited_us", result.waited.count()}}));
+  send(granted_reply(id, request.name, result));
+}
+
+std::string Session::granted_reply(std::uint64_t id, const std::string& name,
+                                   const Acquired& granted) {
+  return protocol::encode_ok(
+      id, {{"name", name}, {"token", granted.token}, {"waited_us", granted.waited.count()}});
 }
 
 asio::awaitable<void> Session::handle_status(std::uint64_t id) {

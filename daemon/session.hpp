@@ -9,8 +9,10 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -71,7 +73,10 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
  private:
   boost::asio::awaitable<void> read_requests();
   boost::asio::awaitable<void> write_replies();
+  void handle_line(std::size_t size);  // the first SIZE bytes of m_input, '\n' included
   void handle(protocol::Request request);
+  static std::string granted_reply(std::uint64_t id, const std::string& name,
+                                   const Acquired& granted);
   boost::asio::awaitable<void> handle_lock(std::uint64_t id, protocol::LockRequest request);
   boost::asio::awaitable<void> handle_status(std::uint64_t id);
   boost::asio::awaitable<void> handle_publish_begin(std::uint64_t id,
@@ -104,6 +109,8 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
     int fd = -1;  // owned until sent
   };
   std::deque<Outgoing> m_outbox;
+  static constexpr std::size_t k_max_batch = 64;  // replies per write
+  std::vector<boost::asio::const_buffer> m_batch;  // the write in progress
   std::size_t m_outbox_bytes = 0;
   boost::asio::steady_timer m_outbox_ready;
   bool m_closing = false;    // no more reading; writer flushes, then closes
