@@ -20,6 +20,9 @@
 #      another node's writes) within E2E_WAKE_MAX (5) s, prints exactly the
 #      version that publish printed, and the content read then on the waiting
 #      node is that publish's;
+#   2b. node1 and node2 both publish E2E_RACE_PUBLISHES (8) versions of one
+#      path at once: the versions printed must be 1..2N, each once, and the
+#      content both nodes then read must be the one with the highest version;
 #   3. fencing: node2 gets token T_old from the lock 'fence', then node1 gets
 #      T_new > T_old and publishes under it; node2's publish with T_old must be
 #      refused (exit 76) and change nothing (version, content, no staging file
@@ -31,6 +34,11 @@
 #      mid-item. Every item must be processed (acknowledged) exactly once,
 #      with the content it was enqueued with; only those two items may be
 #      started twice; the killed consumer's command must die with it;
+#   4b. node1 enqueues 10 items, node2 claims them without a command: they
+#      come out in enqueue order, then the claim times out (75);
+#   4c. node1's batond is killed with SIGKILL while its consumer holds an item:
+#      node2 must then claim that item (its lock died with the daemon), node1's
+#      baton claim must fail and its command must not outlive it;
 #   5. stops both daemons with SIGTERM: each must exit 0 within 5 s.
 # The checkers (whole-version reads, exactly-once histories) are first run
 # against hand-made bad input they must reject, so that they can fail.
@@ -47,6 +55,7 @@ gluster_volume="$here/../../scripts/gluster-volume.sh"
 publishes=${E2E_PUBLISHES:-30}
 body_bytes=${E2E_BYTES:-4194304}
 wait_rounds=${E2E_WAIT_ROUNDS:-4}
+race_publishes=${E2E_RACE_PUBLISHES:-8}
 wake_max=${E2E_WAKE_MAX:-5}
 items=${E2E_ITEMS:-100}
 consumers=${E2E_CONSUMERS:-3}
@@ -97,13 +106,16 @@ stop_pid() { # pid: TERM, wait up to 3 s, KILL
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-# The command of the consumer killed in step 4, should baton claim have left it.
-kill_leftover_sleep() {
+# The commands of the consumers killed in step 4 ("sleep 120", their pids in
+# $tmp/sleepers), should baton claim have left them behind.
+kill_leftover_sleeps() {
     local pid
-    pid=$(awk '{ print $2 }' "$tmp/marks/kill/pids" 2>/dev/null) || return 0
-    if [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q '^sleep 120'; then
-        kill -KILL "$pid" 2>/dev/null
-    fi
+    [[ -f "$tmp/sleepers" ]] || return 0
+    while read -r pid; do
+        if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q '^sleep 120'; then
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    done <"$tmp/sleepers"
 }
 
 cleanup() {
@@ -113,7 +125,7 @@ cleanup() {
     if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
     : >"$tmp/stop" # readers and consumers stop at their next turn
     for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    kill_leftover_sleep
+    kill_leftover_sleeps
     if ((rc != 0)); then
         for node in "${!daemon_pid[@]}"; do
             if ! kill -0 "${daemon_pid[$node]}" 2>/dev/null; then
@@ -420,6 +432,43 @@ for ((r = 1; r <= wait_rounds; r++)); do
 done
 log "wait phase OK: each wait woke with exactly the new version and read its content; latencies:$latencies"
 
+# ------------------------------------- 2b. concurrent publishers, both nodes
+log "concurrent-publish phase: node1 and node2 both publish $race_publishes versions of race.bin at once"
+# racer NODE_INDEX: publishes versions NODE*1000+1.. of race.bin; "VERSION K" lines.
+racer() {
+    local i=$1 j v
+    for ((j = 1; j <= race_publishes; j++)); do
+        v=$(publish_version "$i" $((i * 1000 + j)) race.bin) || {
+            echo "publish $j on node$i failed" >>"$tmp/race-errors"
+            continue
+        }
+        echo "$v $((i * 1000 + j))"
+    done >"$tmp/race-node$i"
+}
+t0=$EPOCHREALTIME
+racer 1 &
+racer1=$!
+racer 2 &
+racer2=$!
+bg_pids+=("$racer1" "$racer2")
+wait "$racer1" "$racer2"
+race_s=$(since "$t0")
+[[ ! -s "$tmp/race-errors" ]] || fail "concurrent publishes failed: $(head -n 5 "$tmp/race-errors")"
+sort -n "$tmp/race-node1" "$tmp/race-node2" >"$tmp/race-all"
+want=$((2 * race_publishes))
+got=$(awk -v want="$want" '$1 != NR { print "versions printed: " $1 " where " NR " was due"; exit } END { if (NR != want) print NR " publishes, expected " want }' "$tmp/race-all")
+[[ -z "$got" ]] || fail "the versions of concurrent publishes from two nodes are not 1..$want, each once: $got ($(awk '{ print $1 }' "$tmp/race-all" | tr '\n' ' '))"
+newest=$(awk 'END { print $2 }' "$tmp/race-all")
+for i in 1 2; do
+    for how in cat plain; do
+        got=$(read_version "$i" "$how" race.bin) || fail "$how read of race.bin on node$i: $got"
+        ((got == newest)) || fail "race.bin on node$i ($how) holds content $got, but content $newest got the highest version $want"
+    done
+done
+interleaved=$(awk '{ print int($2 / 1000) }' "$tmp/race-all" | uniq | wc -l)
+log "concurrent-publish phase OK in ${race_s}s: versions 1..$want, each printed once, $interleaved runs of one node;" \
+    "the content both nodes read is the one with version $want"
+
 # ---------------------------------------------------------------- 3. fencing
 log "fencing phase: a stale token from node2 after node1 published under a newer one"
 # shellcheck disable=SC2016 # expanded by sh -c
@@ -500,6 +549,16 @@ if [ "$item" = "$KILL_ITEM" ] && mkdir "$MARKS/kill" 2>/dev/null; then
 fi
 echo "done $BATON_ITEM $C $item" >>"$HIST"'
 
+# gone_within SECONDS PID: whether PID is gone (or a zombie) within SECONDS.
+gone_within() {
+    local j
+    for ((j = 0; j < $1 * 20; j++)); do
+        [[ -d "/proc/$2" && "$(awk '{ print $3 }' "/proc/$2/stat" 2>/dev/null)" != Z ]] || return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 done_count() { cat "$tmp"/hist-* 2>/dev/null | grep -c '^done ' || true; }
 
 # consumer NODE_INDEX J: claims until every item is done (or $tmp/stop).
@@ -547,20 +606,15 @@ for ((j = 0; j < 600; j++)); do
 done
 [[ -s "$tmp/marks/kill/pids" ]] || fail "no consumer started $kill_item within 30 s"
 read -r claim_pid cmd_pid <"$tmp/marks/kill/pids"
+echo "$cmd_pid" >>"$tmp/sleepers"
 tr '\0' ' ' <"/proc/$claim_pid/cmdline" | grep -q ' claim ' ||
     fail "the parent of $kill_item's command (pid $claim_pid) is not baton claim: $(tr '\0' ' ' <"/proc/$claim_pid/cmdline")"
 kill -KILL "$claim_pid"
 t_kill=$EPOCHREALTIME
 wait "$prod1" "$prod2"
 enqueue_s=$(since "$t0")
-for ((j = 0; j < 100; j++)); do
-    [[ -d "/proc/$cmd_pid" && "$(awk '{ print $3 }' "/proc/$cmd_pid/stat" 2>/dev/null)" != Z ]] || break
-    sleep 0.05
-done
 cmd_survived=0
-if [[ -d "/proc/$cmd_pid" && "$(awk '{ print $3 }' "/proc/$cmd_pid/stat" 2>/dev/null)" != Z ]]; then
-    cmd_survived=1
-fi
+if ! gone_within 5 "$cmd_pid"; then cmd_survived=1; fi
 back_s=""
 for ((j = 0; j < 600; j++)); do
     if grep -q " $kill_item\$" <(cat "$tmp"/hist-* | grep '^done '); then
@@ -589,6 +643,57 @@ per_consumer=$(grep -c '^done ' "$tmp"/hist-* | sed 's#.*/hist-##' | tr '\n' ' '
 log "queue phase OK in ${queue_s}s (enqueues done in ${enqueue_s}s): $items items each processed exactly once;" \
     "$fail_item nacked once and redone, $kill_item redone ${back_s}s after its claim was killed (its command" \
     "died with it); done per consumer: $per_consumer"
+
+# --------------------------------------- 4b. FIFO, claim without a command
+fifo_items=10
+log "FIFO phase: node1 enqueues $fifo_items items, node2 claims them without a command (item on stdout)"
+for ((n = 1; n <= fifo_items; n++)); do
+    printf 'fifo-%02d\n' "$n" | on 1 "$baton" enqueue queues/fifo - >/dev/null || fail "enqueue of fifo-$n on node1 failed"
+done
+for ((n = 1; n <= fifo_items; n++)); do
+    got=$(on 2 "$baton" claim queues/fifo --timeout 5) || fail "claim $n of queues/fifo on node2 failed"
+    [[ "$got" == "$(printf 'fifo-%02d' "$n")" ]] || fail "claim $n on node2 returned '$got', expected fifo-$(printf '%02d' "$n") (enqueue order)"
+done
+rc=0
+on 2 "$baton" claim queues/fifo --timeout 0.5 >"$tmp/fifo-extra" 2>&1 || rc=$?
+((rc == 75)) || fail "a claim of the emptied queues/fifo exited $rc, expected 75 (timeout): $(cat "$tmp/fifo-extra")"
+leftover=$(find "${mounts[0]}/queues/fifo" -type f | head -n 5)
+[[ -z "$leftover" ]] || fail "claims without a command left files in the queue: $leftover"
+log "FIFO phase OK: node2 got the $fifo_items items of node1 in enqueue order, then a timeout (75)"
+
+# ------------------------------------- 4c. the consumer's daemon dies
+log "orphan phase: node1's batond dies with SIGKILL while one of its consumers holds an item"
+item=$(echo orphan-1 | on 2 "$baton" enqueue queues/orphan -) || fail "enqueue of orphan-1 on node2 failed"
+# shellcheck disable=SC2016 # expanded by sh -c
+on 1 "$baton" claim queues/orphan --timeout 10 -- \
+    sh -c 'echo "$$" >"$0.pid.tmp" && mv "$0.pid.tmp" "$0.pid" && exec sleep 120' "$tmp/orphan" \
+    >"$tmp/orphan.out" 2>&1 &
+orphan_claim=$!
+bg_pids+=("$orphan_claim")
+for ((j = 0; j < 200; j++)); do
+    [[ -s "$tmp/orphan.pid" ]] && break
+    sleep 0.05
+done
+[[ -s "$tmp/orphan.pid" ]] || fail "node1 did not claim orphan-1 within 10 s: $(cat "$tmp/orphan.out")"
+orphan_cmd=$(<"$tmp/orphan.pid")
+echo "$orphan_cmd" >>"$tmp/sleepers"
+kill -KILL "${daemon_pid[node1]}"
+wait "${daemon_pid[node1]}" 2>/dev/null || true
+unset 'daemon_pid[node1]'
+t_kill=$EPOCHREALTIME
+got=$(on 2 "$baton" claim queues/orphan --timeout 15) ||
+    fail "node2 did not get orphan-1 (item $item) within 15 s of node1's batond dying"
+[[ "$got" == orphan-1 ]] || fail "node2 claimed '$got' from queues/orphan, expected orphan-1"
+orphan_s=$(since "$t_kill")
+gone_within 10 "$orphan_claim" || fail "node1's baton claim still runs 10 s after its batond died"
+rc=0
+wait "$orphan_claim" || rc=$?
+((rc != 0)) || fail "node1's baton claim exited 0 after its batond died while it held an item"
+gone_within 5 "$orphan_cmd" ||
+    fail "node1's consumer command (pid $orphan_cmd) outlived its baton claim, which lost the item with its batond"
+start_daemon 1
+log "orphan phase OK: node2 claimed orphan-1 ${orphan_s}s after node1's batond died; node1's baton claim" \
+    "exited $rc and its command is gone; batond restarted on node1"
 
 # ---------------------------------------------------------------- 5. SIGTERM
 for node in node1 node2; do
