@@ -14,6 +14,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <spdlog/spdlog.h>
 
+#include "protocol/json_line.hpp"
+
 namespace baton::daemon {
 namespace {
 
@@ -342,8 +344,13 @@ asio::awaitable<void> Session::handle_lock(std::uint64_t id, protocol::LockReque
 
 std::string Session::granted_reply(std::uint64_t id, const std::string& name,
                                    const Acquired& granted) {
-  return protocol::encode_ok(
-      id, {{"name", name}, {"token", granted.token}, {"waited_us", granted.waited.count()}});
+  return protocol::JsonLine()
+      .number("id", id)
+      .boolean("ok", true)
+      .string("name", name)
+      .number("token", granted.token)
+      .number("waited_us", granted.waited.count())
+      .finish();
 }
 
 asio::awaitable<void> Session::handle_status(std::uint64_t id) {

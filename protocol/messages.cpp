@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "protocol/json_line.hpp"
 #include "protocol/lock_name.hpp"
 #include "protocol/path_name.hpp"
 
@@ -256,65 +257,52 @@ std::variant<Request, DecodeError> decode_request_fields(std::string_view line) 
 }  // namespace
 
 std::string encode_request(const Request& request) {
-  json object{{"id", request.id}};
+  JsonLine line;
+  line.number("id", request.id);
   std::visit(
       [&](const auto& body) {
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, PingRequest>) {
-          object["op"] = "ping";
+          line.string("op", "ping");
         } else if constexpr (std::is_same_v<T, StatusRequest>) {
-          object["op"] = "status";
+          line.string("op", "status");
         } else if constexpr (std::is_same_v<T, LockRequest>) {
-          object["op"] = "lock";
-          object["name"] = body.name;
-          object["mode"] = lock_mode_name(body.mode);
-          if (body.timeout) object["timeout_ms"] = body.timeout->count();
+          line.string("op", "lock").string("name", body.name);
+          line.string("mode", lock_mode_name(body.mode));
+          if (body.timeout) line.number("timeout_ms", body.timeout->count());
         } else if constexpr (std::is_same_v<T, UnlockRequest>) {
-          object["op"] = "unlock";
-          object["name"] = body.name;
+          line.string("op", "unlock").string("name", body.name);
         } else if constexpr (std::is_same_v<T, PublishBeginRequest>) {
-          object["op"] = "publish_begin";
-          object["path"] = body.path;
-          object["mode"] = body.mode;
-          object["no_replace"] = body.no_replace;
+          line.string("op", "publish_begin").string("path", body.path);
+          line.number("mode", body.mode).boolean("no_replace", body.no_replace);
         } else if constexpr (std::is_same_v<T, PublishCommitRequest>) {
-          object["op"] = "publish_commit";
-          object["stage"] = body.stage;
-          if (body.token) object["token"] = *body.token;
+          line.string("op", "publish_commit").number("stage", body.stage);
+          if (body.token) line.number("token", *body.token);
         } else if constexpr (std::is_same_v<T, PublishAbortRequest>) {
-          object["op"] = "publish_abort";
-          object["stage"] = body.stage;
+          line.string("op", "publish_abort").number("stage", body.stage);
         } else if constexpr (std::is_same_v<T, ReadRequest>) {
-          object["op"] = "read";
-          object["path"] = body.path;
+          line.string("op", "read").string("path", body.path);
         } else if constexpr (std::is_same_v<T, EnqueueBeginRequest>) {
-          object["op"] = "enqueue_begin";
-          object["queue"] = body.queue;
+          line.string("op", "enqueue_begin").string("queue", body.queue);
         } else if constexpr (std::is_same_v<T, EnqueueCommitRequest>) {
-          object["op"] = "enqueue_commit";
-          object["stage"] = body.stage;
+          line.string("op", "enqueue_commit").number("stage", body.stage);
         } else if constexpr (std::is_same_v<T, EnqueueAbortRequest>) {
-          object["op"] = "enqueue_abort";
-          object["stage"] = body.stage;
+          line.string("op", "enqueue_abort").number("stage", body.stage);
         } else if constexpr (std::is_same_v<T, ClaimRequest>) {
-          object["op"] = "claim";
-          object["queue"] = body.queue;
-          if (body.timeout) object["timeout_ms"] = body.timeout->count();
+          line.string("op", "claim").string("queue", body.queue);
+          if (body.timeout) line.number("timeout_ms", body.timeout->count());
         } else if constexpr (std::is_same_v<T, AckRequest>) {
-          object["op"] = "ack";
-          object["claim"] = body.claim;
+          line.string("op", "ack").number("claim", body.claim);
         } else if constexpr (std::is_same_v<T, NackRequest>) {
-          object["op"] = "nack";
-          object["claim"] = body.claim;
+          line.string("op", "nack").number("claim", body.claim);
         } else if constexpr (std::is_same_v<T, WaitRequest>) {
-          object["op"] = "wait";
-          object["path"] = body.path;
-          if (body.newer_than) object["newer_than"] = *body.newer_than;
-          if (body.timeout) object["timeout_ms"] = body.timeout->count();
+          line.string("op", "wait").string("path", body.path);
+          if (body.newer_than) line.number("newer_than", *body.newer_than);
+          if (body.timeout) line.number("timeout_ms", body.timeout->count());
         }
       },
       request.body);
-  return encode_line(object);
+  return line.finish();
 }
 
 std::variant<ServerMessage, DecodeError> decode_server_message(
@@ -407,7 +395,7 @@ std::string encode_ok(std::uint64_t id, const json& fields) {
 }
 
 std::string encode_ok(std::uint64_t id) {
-  return encode_line(json{{"id", id}, {"ok", true}});
+  return JsonLine().number("id", id).boolean("ok", true).finish();
 }
 
 std::string encode_error(std::optional<std::uint64_t> id, errc code,
