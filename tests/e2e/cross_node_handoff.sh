@@ -611,18 +611,19 @@ tr '\0' ' ' <"/proc/$claim_pid/cmdline" | grep -q ' claim ' ||
     fail "the parent of $kill_item's command (pid $claim_pid) is not baton claim: $(tr '\0' ' ' <"/proc/$claim_pid/cmdline")"
 kill -KILL "$claim_pid"
 t_kill=$EPOCHREALTIME
-wait "$prod1" "$prod2"
-enqueue_s=$(since "$t0")
 cmd_survived=0
 if ! gone_within 5 "$cmd_pid"; then cmd_survived=1; fi
+# Back: claimed (started) a second time, by any consumer.
 back_s=""
 for ((j = 0; j < 600; j++)); do
-    if grep -q " $kill_item\$" <(cat "$tmp"/hist-* | grep '^done '); then
+    if (($(cat "$tmp"/hist-* | grep -c "^start .* $kill_item\$") >= 2)); then
         back_s=$(since "$t_kill")
         break
     fi
-    sleep 0.05
+    sleep 0.02
 done
+wait "$prod1" "$prod2"
+enqueue_s=$(since "$t0")
 wait "${consumer_pids[@]}"
 queue_s=$(since "$t0")
 
@@ -641,7 +642,7 @@ leftover=$(find "${mounts[1]}/queues/work" -type f | head -n 5)
 [[ -z "$leftover" ]] || fail "files left in the queue after every item was acknowledged: $leftover"
 per_consumer=$(grep -c '^done ' "$tmp"/hist-* | sed 's#.*/hist-##' | tr '\n' ' ')
 log "queue phase OK in ${queue_s}s (enqueues done in ${enqueue_s}s): $items items each processed exactly once;" \
-    "$fail_item nacked once and redone, $kill_item redone ${back_s}s after its claim was killed (its command" \
+    "$fail_item nacked once and redone, $kill_item claimed again ${back_s}s after its claim was killed (its command" \
     "died with it); done per consumer: $per_consumer"
 
 # --------------------------------------- 4b. FIFO, claim without a command
