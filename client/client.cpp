@@ -5,6 +5,7 @@
 
 #include "client/connection.hpp"
 #include "protocol/lock_name.hpp"
+#include "protocol/path_name.hpp"
 
 namespace baton {
 namespace {
@@ -17,6 +18,29 @@ void throw_if(const std::error_code& ec, const char* what) {
 }
 
 std::error_code not_connected() { return make_error_code(errc::connection_lost); }
+
+// Every call starts here: EC and the last error message are the previous
+// call's until cleared. False (EC set) when there is no connection.
+bool begin_call(const std::shared_ptr<detail::Connection>& connection, std::error_code& ec) {
+  ec.clear();
+  if (!connection) {
+    ec = not_connected();
+    return false;
+  }
+  connection->last_error_message().clear();
+  return true;
+}
+
+// Refuses, before sending, a path the daemon would refuse: a name that is
+// not UTF-8 cannot even travel in JSON, and would arrive as another name.
+bool valid_path(detail::Connection& connection, std::string_view path, std::string_view what,
+                std::error_code& ec) {
+  std::string why = protocol::check_relative_path(path);
+  if (why.empty()) return true;
+  ec = make_error_code(errc::invalid_path);
+  connection.last_error_message() = std::string(what) + why;
+  return false;
+}
 
 Status parse_status(json reply) {
   Status status;
@@ -86,13 +110,10 @@ Lock Client::lock(std::string_view name, const LockOptions& options) {
 
 Lock Client::lock(std::string_view name, const LockOptions& options,
                   std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
-    return {};
-  }
-  if (!protocol::check_lock_name(name).empty()) {
+  if (!begin_call(m_connection, ec)) return {};
+  if (std::string why = protocol::check_lock_name(name); !why.empty()) {
     ec = make_error_code(errc::invalid_name);
+    m_connection->last_error_message() = why;
     return {};
   }
   protocol::LockRequest request{std::string(name), options.mode, options.timeout};
@@ -146,11 +167,7 @@ Publisher Client::publish(std::string_view path, const PublishOptions& options) 
 
 Publisher Client::publish(std::string_view path, const PublishOptions& options,
                           std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
-    return {};
-  }
+  if (!begin_call(m_connection, ec) || !valid_path(*m_connection, path, "", ec)) return {};
   protocol::PublishBeginRequest request{std::string(path), options.mode, options.no_replace};
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(std::move(request), deadline, ec);
@@ -172,18 +189,15 @@ OpenedFile Client::open(std::string_view path) {
 }
 
 OpenedFile Client::open(std::string_view path, std::error_code& ec) {
-  ec.clear();
   OpenedFile file;
-  if (!m_connection) {
-    ec = not_connected();
-    return file;
-  }
+  if (!begin_call(m_connection, ec) || !valid_path(*m_connection, path, "", ec)) return file;
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::ReadRequest{std::string(path)}, deadline, ec);
   if (!reply) return file;
   file.fd = m_connection->take_fd();
   if (file.fd < 0) ec = make_error_code(errc::protocol_error);
   file.version = protocol::field(*reply, "version", std::uint64_t{0});
+  file.size = protocol::field(*reply, "size", std::uint64_t{0});
   return file;
 }
 
@@ -196,11 +210,7 @@ std::uint64_t Client::wait(std::string_view path, const WaitOptions& options) {
 
 std::uint64_t Client::wait(std::string_view path, const WaitOptions& options,
                            std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
-    return 0;
-  }
+  if (!begin_call(m_connection, ec) || !valid_path(*m_connection, path, "", ec)) return 0;
   std::optional<Clock::time_point> deadline;
   if (options.timeout)
     deadline = Clock::now() + *options.timeout + m_connection->options().request_timeout;
@@ -218,11 +228,8 @@ PendingItem Client::enqueue(std::string_view queue) {
 }
 
 PendingItem Client::enqueue(std::string_view queue, std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
+  if (!begin_call(m_connection, ec) || !valid_path(*m_connection, queue, "queue ", ec))
     return {};
-  }
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::EnqueueBeginRequest{std::string(queue)}, deadline, ec);
   if (!reply) return {};
@@ -243,11 +250,8 @@ QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milli
 
 QueueItem Client::claim(std::string_view queue, std::optional<std::chrono::milliseconds> timeout,
                         std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
+  if (!begin_call(m_connection, ec) || !valid_path(*m_connection, queue, "queue ", ec))
     return {};
-  }
   std::optional<Clock::time_point> deadline;
   if (timeout) deadline = Clock::now() + *timeout + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::ClaimRequest{std::string(queue), timeout}, deadline, ec);
@@ -268,11 +272,7 @@ void Client::ping() {
 }
 
 void Client::ping(std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
-    return;
-  }
+  if (!begin_call(m_connection, ec)) return;
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   m_connection->call(protocol::PingRequest{}, deadline, ec);
 }
@@ -285,11 +285,7 @@ Status Client::status() {
 }
 
 Status Client::status(std::error_code& ec) {
-  ec.clear();
-  if (!m_connection) {
-    ec = not_connected();
-    return {};
-  }
+  if (!begin_call(m_connection, ec)) return {};
   auto deadline = Clock::now() + m_connection->options().request_timeout;
   auto reply = m_connection->call(protocol::StatusRequest{}, deadline, ec);
   if (!reply) return {};

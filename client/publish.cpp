@@ -58,6 +58,7 @@ std::uint64_t Publisher::commit(std::error_code& ec) {
   if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
   protocol::PublishCommitRequest request{std::exchange(m_stage, 0), m_token};
   auto connection = std::move(m_connection);
+  connection->last_error_message().clear();
   auto reply = connection->call(request, std::nullopt, ec);
   if (!reply) return 0;
   return protocol::field(*reply, "version", std::uint64_t{0});
@@ -81,13 +82,14 @@ OpenedFile::~OpenedFile() {
 }
 
 OpenedFile::OpenedFile(OpenedFile&& other) noexcept
-    : fd(std::exchange(other.fd, -1)), version(other.version) {}
+    : fd(std::exchange(other.fd, -1)), version(other.version), size(other.size) {}
 
 OpenedFile& OpenedFile::operator=(OpenedFile&& other) noexcept {
   if (this != &other) {
     if (fd >= 0) ::close(fd);
     fd = std::exchange(other.fd, -1);
     version = other.version;
+    size = other.size;
   }
   return *this;
 }

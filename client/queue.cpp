@@ -46,6 +46,7 @@ std::string PendingItem::commit(std::error_code& ec) {
   }
   if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
   auto connection = std::move(m_connection);
+  connection->last_error_message().clear();
   auto reply = connection->call(protocol::EnqueueCommitRequest{std::exchange(m_stage, 0)},
                                 std::nullopt, ec);
   if (!reply) return {};
@@ -105,6 +106,7 @@ void QueueItem::ack(std::error_code& ec) {
     return;
   }
   auto connection = m_connection;
+  connection->last_error_message().clear();
   connection->call(protocol::AckRequest{m_claim}, std::nullopt, ec);
   reset();
 }

@@ -18,7 +18,7 @@ struct ErrorInfo {
 
 constexpr std::array k_errors{
     ErrorInfo{errc::busy, "busy", "lock is busy", error_kind::transient},
-    ErrorInfo{errc::timed_out, "timed_out", "timed out waiting for the lock",
+    ErrorInfo{errc::timed_out, "timed_out", "timed out waiting",
               error_kind::transient},
     ErrorInfo{errc::lock_lost, "lock_lost", "lock was lost",
               error_kind::transient},

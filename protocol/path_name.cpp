@@ -2,6 +2,42 @@
 
 namespace baton::protocol {
 
+std::size_t find_invalid_utf8(std::string_view text) noexcept {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    // The lead byte fixes the length and the range of the second byte,
+    // which is what rules out overlong forms, surrogates and > U+10FFFF.
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xbf;
+    if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      if (lead == 0xe0) low = 0xa0;
+      if (lead == 0xed) high = 0x9f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      if (lead == 0xf0) low = 0x90;
+      if (lead == 0xf4) high = 0x8f;
+    } else {
+      return i;  // a continuation byte, 0xc0, 0xc1 or 0xf5 and above
+    }
+    if (text.size() - i < length) return i;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      const unsigned char min = k == 1 ? low : 0x80, max = k == 1 ? high : 0xbf;
+      if (next < min || next > max) return i;
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
 std::string check_relative_path(std::string_view path) {
   if (path.empty()) return "path is empty";
   if (path.size() > k_max_path)
@@ -11,6 +47,8 @@ std::string check_relative_path(std::string_view path) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) return "path has a control character";
   }
+  if (std::size_t bad = find_invalid_utf8(path); bad != std::string_view::npos)
+    return "path is not valid UTF-8 (byte " + std::to_string(bad) + ")";
   std::size_t start = 0;
   bool first = true;
   while (start <= path.size()) {

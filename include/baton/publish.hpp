@@ -68,6 +68,7 @@ struct OpenedFile {
   OpenedFile& operator=(OpenedFile&&) noexcept;
   int fd = -1;                // read-only, owned; later publishes do not change it
   std::uint64_t version = 0;  // 0: never published through baton
+  std::uint64_t size = 0;     // bytes, when it was opened
 };
 
 struct WaitOptions {
