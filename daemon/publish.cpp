@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "baton/error.hpp"
@@ -25,7 +27,11 @@ namespace {
 
 constexpr std::string_view k_stage_prefix = ".baton-stage.";
 constexpr std::string_view k_fresh_prefix = ".baton-new.";
-constexpr std::size_t k_record_header = 64;
+// A record is a header line padded to this size, then the path and '\n'.
+// The widest header ("baton-version 2" and three 20-digit numbers) takes
+// 100 bytes. tests/handoff/seccomp_exec.cpp relies on this size: a write of
+// the header alone is the intent, a longer one the final record.
+constexpr std::size_t k_record_header = 128;
 constexpr auto k_sweep_period = std::chrono::seconds(60);
 
 Failure errno_failure(const std::string& what) {
@@ -45,26 +51,74 @@ std::uint64_t fnv1a(std::string_view text) {
   return hash;
 }
 
-VersionRecord parse_record(const char* text) {
+// A version record as stored. PENDING is the inode a publish is about to
+// rename onto the path (0: none): written, durably, before the rename, so
+// that if the publisher dies before its final record, every daemon can
+// still tell that the file at the path is the next version.
+struct StoredRecord {
   VersionRecord record;
-  unsigned long long version = 0, token = 0;
-  if (std::sscanf(text, "baton-version 1 version=%llu token=%llu", &version, &token) == 2) {
-    record.version = version;
-    record.token = token;
-  }
-  return record;
+  std::uint64_t pending = 0;
+  bool legacy = false;  // "baton-version 1": a 64-byte header, no pending
+};
+
+constexpr std::string_view k_check_field = " check=";
+constexpr std::size_t k_legacy_header = 64;
+
+std::uint32_t header_check(std::string_view text) {
+  const std::uint64_t hash = fnv1a(text);
+  return static_cast<std::uint32_t>(hash ^ (hash >> 32));
 }
 
-std::string format_record(const VersionRecord& record, const std::string& path) {
+// The record in TEXT (its first k_record_header bytes, NUL-terminated); an
+// empty TEXT is a new record, all zero. False when TEXT is damaged, or torn:
+// read while another daemon rewrote it (the check field catches both).
+bool parse_record(const char* text, StoredRecord& stored) {
+  stored = {};
+  if (text[0] == '\0') return true;
+  unsigned long long version = 0, token = 0, pending = 0;
+  unsigned check = 0;
+  if (std::sscanf(text, "baton-version 1 version=%llu token=%llu", &version, &token) == 2) {
+    stored.legacy = true;
+  } else {
+    const char* check_at = std::strstr(text, k_check_field.data());
+    if (!check_at ||
+        std::sscanf(text, "baton-version 2 version=%llu token=%llu pending=%llu", &version,
+                    &token, &pending) != 3 ||
+        std::sscanf(check_at + k_check_field.size(), "%8x", &check) != 1 ||
+        check != header_check(std::string_view(text, static_cast<std::size_t>(check_at - text))))
+      return false;
+  }
+  stored.record.version = version;
+  stored.record.token = token;
+  stored.pending = pending;
+  return true;
+}
+
+// The header alone (k_record_header bytes), or the whole record with PATH.
+std::string format_record(const StoredRecord& stored, const std::string* path) {
   char header[k_record_header + 1];
-  int n = std::snprintf(header, sizeof header, "baton-version 1 version=%" PRIu64
-                        " token=%" PRIu64, record.version, record.token);
+  int n = std::snprintf(header, sizeof header,
+                        "baton-version 2 version=%" PRIu64 " token=%" PRIu64 " pending=%" PRIu64,
+                        stored.record.version, stored.record.token, stored.pending);
   std::string text(header, static_cast<std::size_t>(n));
+  std::snprintf(header, sizeof header, "%s%08x", k_check_field.data(), header_check(text));
+  text += header;
   text.resize(k_record_header - 1, ' ');
   text += '\n';
-  text += path;
-  text += '\n';
+  if (path) {
+    text += *path;
+    text += '\n';
+  }
   return text;
+}
+
+// The version of the file at the path, inode INO (0: none there), given
+// the record: one more than recorded when it is the pending publish's file.
+// Any other inode (an older file still in an NFS client's cache, one put
+// there without baton) keeps the recorded version.
+std::uint64_t version_of(const StoredRecord& stored, std::uint64_t ino) {
+  return stored.pending != 0 && ino == stored.pending ? stored.record.version + 1
+                                                      : stored.record.version;
 }
 
 // Reads the start of a version record past the page cache: a GlusterFS FUSE
@@ -78,25 +132,40 @@ ssize_t uncached_pread(int fd, char* buffer, std::size_t size) {
   return n;
 }
 
-// The record file of PATH: .baton/versions/<hash>.v, holding the path so a
-// hash collision is noticed (and moved to the next slot).
-int open_record(const RootDir& root, const std::string& path, bool create, Failure& failure) {
+bool write_fully(int fd, const std::string& text) {
+  ssize_t n;
+  do {
+    n = ::pwrite(fd, text.data(), text.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0 && n != static_cast<ssize_t>(text.size())) errno = EIO;  // short: a full disk
+  return n == static_cast<ssize_t>(text.size());
+}
+
+// The record file of PATH: .baton/versions/<hash>-<slot>.v, holding the
+// path so a hash collision is noticed (and moved to the next slot). NAME
+// gets the file's name under the root.
+int open_record(const RootDir& root, const std::string& path, bool create, std::string& name,
+                Failure& failure) {
   std::uint64_t hash = fnv1a(path);
   for (int slot = 0; slot < 8; ++slot) {
-    char name[64];
-    std::snprintf(name, sizeof name, "%s/%016" PRIx64 "-%d.v", k_versions_dir, hash, slot);
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%s/%016" PRIx64 "-%d.v", k_versions_dir, hash, slot);
+    name = buffer;
     std::error_code ec;
     int fd = root.open_beneath(name, O_RDWR | (create ? O_CREAT : 0), 0644, ec);
     if (fd < 0) {
       if (ec == std::errc::no_such_file_or_directory && !create) return -1;
-      failure = {ec, std::string("version record ") + name + ": " + ec.message()};
+      failure = {ec, "version record " + name + ": " + ec.message()};
       return -1;
     }
     char text[k_record_header + protocol::k_max_path + 2] = {};
     ssize_t n = uncached_pread(fd, text, sizeof text - 1);
-    std::string_view stored = n > static_cast<ssize_t>(k_record_header)
-                                  ? std::string_view(text + k_record_header,
-                                                     static_cast<std::size_t>(n) - k_record_header)
+    const std::size_t header = std::string_view(text).starts_with("baton-version 1 ")
+                                   ? k_legacy_header
+                                   : k_record_header;
+    std::string_view stored = n > static_cast<ssize_t>(header)
+                                  ? std::string_view(text + header,
+                                                     static_cast<std::size_t>(n) - header)
                                   : std::string_view();
     if (!stored.empty() && stored.back() == '\n') stored.remove_suffix(1);
     if (stored.empty() || stored == path) return fd;  // ours, or new
@@ -104,6 +173,48 @@ int open_record(const RootDir& root, const std::string& path, bool create, Failu
   }
   failure = baton_failure(errc::io_error, "too many version-record collisions for " + path);
   return -1;
+}
+
+// The record behind FD, all zero when empty; false (FAILURE set) when it
+// cannot be read. A torn read (another daemon was rewriting it) is read
+// again; a record that stays damaged is an error, never a version 0.
+bool read_record(int fd, const std::string& name, const std::string& path, StoredRecord& stored,
+                 Failure& failure) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    char text[k_record_header + 1] = {};
+    if (uncached_pread(fd, text, k_record_header) < 0) {
+      failure = errno_failure("cannot read the version record of " + path);
+      return false;
+    }
+    if (parse_record(text, stored)) return true;
+    if (attempt >= 10) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  failure = baton_failure(errc::io_error, "version record " + name + " of " + path +
+                                              " is damaged; remove it to restart the versions of " +
+                                              path);
+  return false;
+}
+
+// The record of PATH; all zero when it was never published through baton.
+StoredRecord read_stored(const RootDir& root, const std::string& path, Failure& failure) {
+  StoredRecord stored;
+  std::string name;
+  int fd = open_record(root, path, /*create=*/false, name, failure);
+  if (fd < 0) return stored;  // never published (or FAILURE says why not)
+  read_record(fd, name, path, stored, failure);
+  ::close(fd);
+  return stored;
+}
+
+// The inode at PATH beneath the root, 0 when nothing is there.
+std::uint64_t inode_at(const RootDir& root, const std::string& path) {
+  std::error_code ec;
+  int fd = root.open_beneath(path, O_PATH, 0, ec);
+  if (fd < 0) return 0;
+  struct stat info{};
+  std::uint64_t ino = ::fstat(fd, &info) == 0 ? info.st_ino : 0;
+  ::close(fd);
+  return ino;
 }
 
 void sweep_if_due(int dir_fd) {
@@ -193,7 +304,8 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
                                                 std::optional<std::uint64_t> token,
                                                 Failure& failure) {
   const bool no_replace = m_no_replace;
-  int record_fd = open_record(root, m_dest, /*create=*/true, failure);
+  std::string record_name;
+  int record_fd = open_record(root, m_dest, /*create=*/true, record_name, failure);
   if (record_fd < 0) return std::nullopt;
   struct Closer {
     int fd;
@@ -204,16 +316,23 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     failure = errno_failure("cannot lock the version record of " + m_dest);
     return std::nullopt;
   }
-  char text[k_record_header + 1] = {};
-  if (uncached_pread(record_fd, text, k_record_header) < 0) {
-    failure = errno_failure("cannot read the version record of " + m_dest);
-    return std::nullopt;
+  StoredRecord stored;
+  if (!read_record(record_fd, record_name, m_dest, stored, failure)) return std::nullopt;
+  // A publisher that died between its rename and its final record: if its
+  // file is at the path, that file is the current version.
+  if (stored.pending != 0) {
+    struct stat current{};
+    bool landed = ::fstatat(m_dir_fd, m_leaf.c_str(), &current, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  current.st_ino == stored.pending;
+    stored.record.version = version_of(stored, landed ? stored.pending : 0);
+    stored.pending = 0;
   }
-  VersionRecord record = parse_record(text);
-  if (token && *token < record.token) {
-    failure = baton_failure(errc::stale_token,
-                            "fencing token " + std::to_string(*token) + " is older than " +
-                                std::to_string(record.token) + ", already used on " + m_dest);
+  const StoredRecord before = stored;
+  if (token && *token < stored.record.token) {
+    failure = baton_failure(errc::stale_token, "fencing token " + std::to_string(*token) +
+                                                   " is older than " +
+                                                   std::to_string(stored.record.token) +
+                                                   ", already used on " + m_dest);
     return std::nullopt;
   }
   if (::fchmod(m_fd, m_mode) != 0 || ::fsync(m_fd) != 0) {
@@ -221,7 +340,22 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     return std::nullopt;
   }
   struct stat staged{};
-  ::fstat(m_fd, &staged);
+  if (::fstat(m_fd, &staged) != 0) {
+    failure = errno_failure("cannot stat the staging file of " + m_dest);
+    return std::nullopt;
+  }
+  // The intent: durable before the rename, so that a crash between the
+  // rename and the final record still counts as a new version everywhere.
+  if (token) stored.record.token = std::max(stored.record.token, *token);
+  stored.pending = staged.st_ino;
+  // A legacy record's path starts inside the new header: write it whole.
+  const bool legacy = stored.legacy;
+  stored.legacy = false;
+  if (!write_fully(record_fd, format_record(stored, legacy ? &m_dest : nullptr)) ||
+      ::fdatasync(record_fd) != 0) {
+    failure = errno_failure("cannot write the version record of " + m_dest);
+    return std::nullopt;
+  }
   unsigned flags = no_replace ? RENAME_NOREPLACE : 0;
   int rc = ::renameat2(m_dir_fd, m_stage_name.c_str(), m_dir_fd, m_leaf.c_str(), flags);
   if (rc != 0 && errno == EINVAL && no_replace) {
@@ -238,6 +372,9 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
                 ::fstatat(m_dir_fd, m_leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 &&
                 now.st_ino == staged.st_ino && now.st_dev == staged.st_dev;
     if (!ours) {
+      // Withdraw the intent (our file never reaches the path). Left there
+      // it would be harmless: no file at the path has our inode.
+      write_fully(record_fd, format_record(before, &m_dest));
       if (error == EEXIST) {
         failure = baton_failure(errc::already_exists, m_dest + " already exists");
       } else {
@@ -252,34 +389,33 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     failure = errno_failure("cannot sync the directory of " + m_dest);
     return std::nullopt;
   }
-  record.version += 1;
-  if (token) record.token = std::max(record.token, *token);
-  std::string updated = format_record(record, m_dest);
-  if (::pwrite(record_fd, updated.data(), updated.size(), 0) !=
-          static_cast<ssize_t>(updated.size()) ||
-      ::fdatasync(record_fd) != 0) {
+  // The final record, whole (it also restores a damaged path line).
+  stored.record.version += 1;
+  stored.pending = 0;
+  if (!write_fully(record_fd, format_record(stored, &m_dest)) || ::fdatasync(record_fd) != 0) {
     failure = errno_failure("cannot write the version record of " + m_dest);
     return std::nullopt;
   }
-  return record;
+  return stored.record;
 }
 
 VersionRecord read_version(const RootDir& root, const std::string& path, Failure& failure) {
-  int fd = open_record(root, path, /*create=*/false, failure);
-  if (fd < 0) return {};  // never published (or FAILURE says why not)
-  char text[k_record_header + 1] = {};
-  ssize_t n = uncached_pread(fd, text, k_record_header);
-  if (n < 0) failure = errno_failure("cannot read the version record of " + path);
-  ::close(fd);
-  return parse_record(text);
+  StoredRecord stored = read_stored(root, path, failure);
+  if (stored.pending == 0 || failure) return stored.record;
+  // A publish is under way, or died after its intent: is its file there?
+  VersionRecord record = stored.record;
+  record.version = version_of(stored, inode_at(root, path));
+  return record;
 }
 
 int open_published(const RootDir& root, const std::string& path, VersionRecord& record,
                    std::uint64_t& size, Failure& failure) {
-  // The record is written after the rename: read it before the open and
-  // again after, so the version we report is never newer than the content.
+  // Records change around renames: read the record before the open and
+  // again after. When both give the opened file the same version, that is
+  // its version (the one before is never newer than the content, the one
+  // after never older).
   for (int attempt = 0; attempt < 5; ++attempt) {
-    VersionRecord before = read_version(root, path, failure);
+    StoredRecord before = read_stored(root, path, failure);
     if (failure) return -1;
     std::error_code ec;
     // O_NONBLOCK: a FIFO planted at PATH must not hang the pool thread.
@@ -298,13 +434,15 @@ int open_published(const RootDir& root, const std::string& path, VersionRecord& 
       return -1;
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    VersionRecord after = read_version(root, path, failure);
+    StoredRecord after = read_stored(root, path, failure);
     if (failure) {
       ::close(fd);
       return -1;
     }
-    if (after.version == before.version) {
-      record = before;
+    const std::uint64_t version = version_of(before, info.st_ino);
+    if (version == version_of(after, info.st_ino)) {
+      record = after.record;
+      record.version = version;
       size = static_cast<std::uint64_t>(info.st_size);
       return fd;
     }

@@ -20,6 +20,10 @@ namespace baton::daemon {
 
 // What the daemon knows of a published path: its version (grows by one with
 // every publish through baton) and the highest fencing token used on it.
+// Kept in <root>/.baton/versions/<hash>-<slot>.v: a header line ("baton-version
+// 2 version=V token=T pending=INO check=X"), then the path. Before its rename
+// a publish records its file's inode as pending; a file at the path with that
+// inode is version V+1, whether or not the publisher lived to write V+1.
 struct VersionRecord {
   std::uint64_t version = 0;
   std::uint64_t token = 0;
@@ -47,8 +51,9 @@ class StagedFile {
   // A descriptor for the writer (O_WRONLY), owned by the caller.
   int writer_fd(Failure& failure) const;
 
-  // fsync, fence, rename (create-only when NO_REPLACE), fsync the directory,
-  // bump the version. TOKEN: refuse when older than one used on DEST.
+  // fsync, fence, record the intent (pending inode), rename (create-only
+  // when NO_REPLACE), fsync the directory, record the new version. TOKEN:
+  // refuse when older than one used on DEST.
   std::optional<VersionRecord> commit(const RootDir& root, std::optional<std::uint64_t> token,
                                       Failure& failure);
 
@@ -67,14 +72,17 @@ class StagedFile {
 };
 
 // Opens PATH for reading (a regular file only) with its version and size;
-// the version is read around the open so it is never newer than the content.
+// the record is read before and after the open, and the version is the one
+// both give the opened inode: exactly that content's.
 int open_published(const RootDir& root, const std::string& path, VersionRecord& record,
                    std::uint64_t& size, Failure& failure);
 
 // Whether PATH exists beneath the root (errors other than ENOENT go to FAILURE).
 bool path_exists(const RootDir& root, const std::string& path, Failure& failure);
 
-// The record of PATH, all zero when never published through baton.
+// The record of PATH, all zero when never published through baton; its
+// version is one more than recorded when the pending publish's file is at
+// PATH (a publisher between its rename and its record, or dead there).
 VersionRecord read_version(const RootDir& root, const std::string& path, Failure& failure);
 
 // Removes staging files of dead daemons in DIR_FD (their lock is gone).

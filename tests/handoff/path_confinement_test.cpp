@@ -3,7 +3,10 @@
 // path_outside_root and a one-line message; nothing outside the root is
 // created, changed or read back.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "baton/client.hpp"
 #include "tests/handoff/content.hpp"
@@ -127,6 +131,63 @@ std::map<std::string, std::string> snapshot(const std::string& dir,
   snapshot(dir, "", out, skip_baton);
   return out;
 }
+
+// A raw protocol connection, so that the daemon's own check is what
+// answers (libbaton refuses bad paths before sending them).
+class RawConnection {
+ public:
+  explicit RawConnection(const std::string& socket) {
+    m_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    socket.copy(address.sun_path, sizeof address.sun_path - 1);
+    if (m_fd < 0 || ::connect(m_fd, reinterpret_cast<sockaddr*>(&address),
+                              sizeof address) != 0)
+      throw std::runtime_error("cannot connect to " + socket);
+    m_greeting = read_line();
+  }
+  ~RawConnection() { ::close(m_fd); }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  const std::string& greeting() const { return m_greeting; }
+
+  // Sends LINE (a newline is added) and returns the next line; empty if
+  // none came within 5 s. A descriptor passed with it is dropped.
+  std::string request(const std::string& line) {
+    const std::string out = line + "\n";
+    if (::send(m_fd, out.data(), out.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(out.size()))
+      return {};
+    return read_line();
+  }
+
+ private:
+  std::string read_line() {
+    const Clock::time_point deadline = Clock::now() + 5s;
+    for (;;) {
+      if (std::size_t end = m_buffer.find('\n'); end != std::string::npos) {
+        std::string line = m_buffer.substr(0, end);
+        m_buffer.erase(0, end + 1);
+        return line;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      pollfd p{m_fd, POLLIN, 0};
+      if (left.count() <= 0 ||
+          ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        return {};
+      char chunk[4096];
+      ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
+      if (n <= 0) return {};
+      m_buffer.append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+
+  int m_fd = -1;
+  std::string m_buffer;
+  std::string m_greeting;
+};
 
 void make_symlink(const std::string& target, const std::string& link) {
   ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0) << link;
@@ -293,6 +354,57 @@ TEST_F(Confinement, PathConfinement) {
   EXPECT_EQ(staging_files(root()), std::vector<std::string>{});
 }
 
+// The daemon refuses the grammar corpus itself, for every op, when a raw
+// client sends it (libbaton never does): invalid_path and a one-line
+// message. Bytes that are not UTF-8, raw or as a lone surrogate escape,
+// are refused too (protocol_error when the JSON itself is not valid).
+TEST_F(Confinement, DaemonRefusesBadPathsFromRawClients) {
+  const auto root_before = snapshot(root(), /*skip_baton=*/true);
+  RawConnection raw(m_daemon->socket());
+  ASSERT_NE(raw.greeting().find("\"baton\""), std::string::npos)
+      << raw.greeting();
+  struct RawOp {
+    const char* op;
+    const char* field;
+    const char* extra;
+  };
+  const RawOp ops[] = {{"publish_begin", "path", ""},
+                       {"read", "path", ""},
+                       {"wait", "path", ",\"timeout_ms\":0"},
+                       {"enqueue_begin", "queue", ""},
+                       {"claim", "queue", ",\"timeout_ms\":0"}};
+  int id = 0, cases = 0;
+  auto expect_refused = [&](const RawOp& op, const std::string& value_json,
+                            const std::string& shown, bool json_may_fail) {
+    const std::string line = "{\"id\":" + std::to_string(++id) + ",\"op\":\"" +
+                             op.op + "\",\"" + op.field + "\":" + value_json +
+                             op.extra + "}";
+    const std::string reply_line = raw.request(line);
+    ++cases;
+    nlohmann::json reply = nlohmann::json::parse(reply_line, nullptr, false);
+    ASSERT_TRUE(reply.is_object())
+        << op.op << " '" << shown << "': no reply: " << reply_line;
+    EXPECT_EQ(reply.value("ok", true), false)
+        << op.op << " '" << shown << "' accepted: " << reply_line;
+    const std::string error = reply.value("error", "");
+    EXPECT_TRUE(error == "invalid_path" ||
+                (json_may_fail && error == "protocol_error"))
+        << op.op << " '" << shown << "': " << reply_line;
+    EXPECT_FALSE(reply.value("message", "").empty()) << reply_line;
+  };
+  for (const RawOp& op : ops) {
+    for (const std::string& path : grammar_corpus())
+      expect_refused(op, nlohmann::json(path).dump(), printable(path), false);
+    expect_refused(op, "\"bad\xff\xfename\"", "bad\\xff\\xfename", true);
+    expect_refused(op, "\"bad\\udcffname\"", "bad\\udcffname", true);
+    expect_refused(op, "\"caf\xc3\xa9\xe9\"", "caf\\xc3\\xa9\\xe9", true);
+  }
+  std::printf("%d raw requests with bad paths refused by the daemon\n", cases);
+  EXPECT_EQ(snapshot(root(), true), root_before)
+      << "a refused request left something in the root";
+  EXPECT_EQ(staging_files(root()), std::vector<std::string>{});
+}
+
 // A publish onto a name that is a symlink leading out of the root is
 // refused, as every other path through such a symlink is (the spec:
 // "symlinks leading out, anywhere in the path"); it must never write
@@ -349,18 +461,29 @@ TEST_F(Confinement, SymlinksInsideTheRootStayInside) {
 }
 
 // A name that is not UTF-8 is refused, or used as given: never silently
-// turned into another name.
+// turned into another name. Every op; libbaton says why, in one line.
 TEST_F(Confinement, NonUtf8NameIsRefusedOrKeptExact) {
   Client client = connect(m_daemon->socket());
-  const std::string name = "bad\xff\xfename";
-  Outcome outcome = attempt(client, Op::publish, name, "non-utf8");
-  if (outcome.ec) {
-    EXPECT_EQ(outcome.ec, make_error_code(errc::invalid_path))
-        << outcome.ec.message();
-  } else {
-    EXPECT_EQ(read_file(root() + "/" + name), "non-utf8")
-        << "published under another name: root has " << join(list_dir(root()));
+  for (const std::string name :
+       {"bad\xff\xfename", "a/caf\xe9", "\xed\xa0\x80"}) {
+    for (Op op : {Op::publish, Op::open, Op::wait, Op::enqueue, Op::claim}) {
+      Outcome outcome = attempt(client, op, name, "non-utf8");
+      if (outcome.ec) {
+        EXPECT_EQ(outcome.ec, make_error_code(errc::invalid_path))
+            << op_name(op) << ": " << outcome.ec.message();
+        EXPECT_NE(outcome.message.find("UTF-8"), std::string::npos)
+            << op_name(op) << ": " << outcome.message;
+        EXPECT_EQ(outcome.message.find('\n'), std::string::npos);
+      } else if (op == Op::publish) {
+        EXPECT_EQ(read_file(root() + "/" + name), "non-utf8")
+            << "published under another name: root has "
+            << join(list_dir(root()));
+      }
+    }
   }
+  // The message belongs to the call that failed: the next one clears it.
+  client.ping();
+  EXPECT_EQ(client.last_error_message(), "");
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cstdio>
+#include <future>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -363,14 +365,30 @@ TEST_F(Handoff, CrashConsistency) {
 // A daemon that dies after a publish's rename and before its version record
 // (seccomp_exec kills it at that write) has made new content visible: the
 // path's version must still move past the one that named the old content,
-// so that a waiter who saw the old version is told, and no version number
-// ever names two contents.
+// so that a waiter who saw the old version is told (even one blocked before
+// the crash, on another pod), every pod gives the new content the same
+// number, and no version number ever names two contents.
 TEST_F(Handoff, DaemonKilledAfterRenameStillAdvancesTheVersion) {
   DaemonProcess& a = start_daemon("a");
+  DaemonProcess& b = start_daemon("b", {"--poll-interval", "0.1"});
   Client client = connect(a.socket());
+  Client other = connect(b.socket());
+  Client blocked_waiter = connect(b.socket());
   const std::string path = "record/file";
   const std::uint64_t first = publish(client, path, "one");
   ASSERT_EQ(first, 1u);
+  WaitOptions blocked_options;
+  blocked_options.newer_than = first;
+  blocked_options.timeout = 10s;
+  std::future<std::pair<std::uint64_t, std::error_code>> blocked =
+      std::async(std::launch::async, [&] {
+        std::error_code ec;
+        std::uint64_t seen = blocked_waiter.wait(path, blocked_options, ec);
+        return std::make_pair(seen, ec);
+      });
+  // Lets the wait block in the daemon first (without it the test still
+  // passes, by the wait's first check).
+  std::this_thread::sleep_for(50ms);
 
   const std::string fragile =
       start_filtered_daemon("fragile", {"--die-on-version-record"});
@@ -387,10 +405,12 @@ TEST_F(Handoff, DaemonKilledAfterRenameStillAdvancesTheVersion) {
   // The crash came after the rename: the new content is there.
   ASSERT_EQ(read_file(root() + "/" + path), "two");
 
-  std::uint64_t version = 0;
+  std::uint64_t version = 0, version_b = 0;
   EXPECT_EQ(opened_content(client, path, &version), "two");
   EXPECT_GT(version, first)
       << "version " << first << " named 'one' and now names 'two'";
+  EXPECT_EQ(opened_content(other, path, &version_b), "two");
+  EXPECT_EQ(version_b, version) << "two pods number 'two' differently";
   WaitOptions newer;
   newer.newer_than = first;
   newer.timeout = 1s;
@@ -398,10 +418,139 @@ TEST_F(Handoff, DaemonKilledAfterRenameStillAdvancesTheVersion) {
   const std::uint64_t seen = client.wait(path, newer, ec);
   EXPECT_FALSE(ec) << "a waiter who saw version " << first
                    << " is never told about 'two': " << ec.message();
-  EXPECT_GT(seen, first);
-  const std::uint64_t third = publish(client, path, "three");
-  EXPECT_GT(third, std::max(version, first));
+  EXPECT_EQ(seen, version);
+  ASSERT_EQ(blocked.wait_for(15s), std::future_status::ready);
+  auto [blocked_seen, blocked_ec] = blocked.get();
+  EXPECT_FALSE(blocked_ec) << "a waiter blocked on pod b before the crash: "
+                           << blocked_ec.message();
+  EXPECT_EQ(blocked_seen, version);
+  // The next publish, from either pod, is the next version.
+  const std::uint64_t third = publish(other, path, "three");
+  EXPECT_EQ(third, version + 1);
+  EXPECT_EQ(opened_content(client, path, &version), "three");
+  EXPECT_EQ(version, third);
   EXPECT_EQ(wait_for_no_staging(), std::vector<std::string>{});
+}
+
+// A daemon that dies after announcing a publish (its intent) and before
+// the rename has changed nothing visible: the content and the version stay
+// what they were, waiters are not woken, and the next publish (from a fresh
+// pod, which also sweeps the dead daemon's staging file) is the next
+// version.
+TEST_F(Handoff, DaemonKilledBeforeRenameKeepsTheVersion) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  const std::string path = "intent/file";
+  const std::uint64_t first = publish(client, path, "one");
+  ASSERT_EQ(first, 1u);
+
+  const std::string fragile =
+      start_filtered_daemon("fragile", {"--die-on-version-intent"});
+  {
+    Client doomed = connect(fragile);
+    Publisher publisher = doomed.publish(path);
+    ASSERT_TRUE(write_all(publisher.fd(), "two"));
+    std::error_code ec;
+    publisher.commit(ec);
+    EXPECT_EQ(ec, make_error_code(errc::connection_lost)) << ec.message();
+  }
+  std::optional<ExitStatus> died = filtered_daemon("fragile").wait(5s);
+  ASSERT_TRUE(died && died->signaled()) << "the fragile daemon did not die";
+  ASSERT_EQ(read_file(root() + "/" + path), "one");
+  EXPECT_EQ(staging_files(root()).size(), 1u)
+      << "the dead daemon's staging file: " << join(staging_files(root()));
+
+  std::uint64_t version = 0;
+  EXPECT_EQ(opened_content(client, path, &version), "one");
+  EXPECT_EQ(version, first);
+  WaitOptions newer;
+  newer.newer_than = first;
+  newer.timeout = 300ms;
+  std::error_code ec;
+  client.wait(path, newer, ec);
+  EXPECT_EQ(ec, make_error_code(errc::timed_out)) << ec.message();
+
+  DaemonProcess& fresh = start_daemon("fresh");
+  Client fresh_client = connect(fresh.socket());
+  EXPECT_EQ(publish(fresh_client, path, "three"), first + 1);
+  EXPECT_EQ(opened_content(client, path, &version), "three");
+  EXPECT_EQ(version, first + 1);
+  EXPECT_EQ(wait_for_no_staging(), std::vector<std::string>{});
+}
+
+// The version record file of PATH (daemon/publish.cpp: FNV-1a of the path,
+// slot 0).
+std::string record_file(const std::string& root, const std::string& path) {
+  std::uint64_t hash = 1469598103934665603ull;
+  for (char c : path) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  char name[64];
+  std::snprintf(name, sizeof name, "%016llx-0.v",
+                static_cast<unsigned long long>(hash));
+  return root + "/.baton/versions/" + name;
+}
+
+// A record in the first format (a 64-byte header, no pending inode) is
+// read as it says, and the next publish goes on from it.
+TEST_F(Handoff, FirstFormatVersionRecordIsRead) {
+  const std::string path = "legacy/file";
+  dir().make_dir("root/legacy");
+  write_file(root() + "/" + path, "old content");
+  std::string header = "baton-version 1 version=41 token=9";
+  header.resize(63, ' ');
+  dir().make_dir("root/.baton");
+  dir().make_dir("root/.baton/versions");
+  write_file(record_file(root(), path), header + "\n" + path + "\n");
+
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  std::uint64_t version = 0;
+  EXPECT_EQ(opened_content(client, path, &version), "old content");
+  EXPECT_EQ(version, 41u);
+  PublishOptions stale;
+  stale.token = 8;
+  Publisher refused = client.publish(path, stale);
+  std::error_code ec;
+  refused.commit(ec);
+  EXPECT_EQ(ec, make_error_code(errc::stale_token)) << ec.message();
+  EXPECT_EQ(publish(client, path, "new content"), 42u);
+  EXPECT_EQ(publish(client, path, "newer content"), 43u);
+  EXPECT_EQ(opened_content(client, path, &version), "newer content");
+  EXPECT_EQ(version, 43u);
+}
+
+// A damaged version record is an error that says what to do, never a
+// version that went back to 0; once removed, the path starts again.
+TEST_F(Handoff, DamagedVersionRecordIsAnError) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  const std::string path = "damaged/file";
+  publish(client, path, "one");
+  publish(client, path, "two");
+  const std::string record = record_file(root(), path);
+  std::optional<std::string> text = read_file(record);
+  ASSERT_TRUE(text && text->starts_with("baton-version 2 version=2 "))
+      << record << ": " << text.value_or("(missing)");
+  std::string damaged = *text;
+  damaged[24] = '7';  // "version=7": the check no longer matches
+  write_file(record, damaged);
+
+  std::error_code ec;
+  client.open(path, ec);
+  EXPECT_EQ(ec, make_error_code(errc::io_error)) << ec.message();
+  const std::string message = client.last_error_message();
+  EXPECT_NE(message.find("damaged"), std::string::npos) << message;
+  EXPECT_NE(message.find(".baton/versions"), std::string::npos) << message;
+  Publisher publisher = client.publish(path);
+  ASSERT_TRUE(write_all(publisher.fd(), "three"));
+  publisher.commit(ec);
+  EXPECT_EQ(ec, make_error_code(errc::io_error)) << ec.message();
+  EXPECT_EQ(read_file(root() + "/" + path), "two");
+
+  ASSERT_EQ(::unlink(record.c_str()), 0);
+  EXPECT_EQ(publish(client, path, "three"), 1u);
 }
 
 // The sweep on a daemon's first publish into a directory removes staging

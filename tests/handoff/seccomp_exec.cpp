@@ -1,17 +1,22 @@
 // Runs a program (batond) under a seccomp filter that takes something away
 // from it, to reach code paths a healthy machine never shows:
 //
-//   seccomp_exec [--no-inotify] [--die-on-version-record] PROGRAM [ARGS...]
+//   seccomp_exec [--no-inotify] [--die-on-version-record |
+//   --die-on-version-intent]
+//                PROGRAM [ARGS...]
 //
 // --no-inotify: inotify_init and inotify_init1 fail with ENOSYS, as on a
 //   kernel or sandbox without inotify. batond then cannot see publishes made
 //   through this kernel and relies on polling, the path it takes for changes
 //   made on other nodes.
 // --die-on-version-record: the process is killed (SIGSYS, as a crash) when
-//   it writes a version record, i.e. a pwrite64 at offset 0 of more than 64
-//   bytes (daemon/publish.cpp writes a 64-byte header plus the path; lock
-//   files' token records are exactly 64 bytes). A publish then dies after
-//   its rename and before its version record.
+//   it writes a final version record, i.e. a pwrite64 at offset 0 of more
+//   than 128 bytes (daemon/publish.cpp writes the 128-byte header alone for
+//   its intent before the rename, and header plus path after it; lock
+//   files' token records are 64 bytes). A publish then dies after its
+//   rename and before its final version record.
+// --die-on-version-intent: killed at the intent instead (a pwrite64 at
+//   offset 0 of exactly 128 bytes): a publish dies before its rename.
 //
 // Exit status: PROGRAM's, or 2 when the filter cannot be installed or
 // PROGRAM cannot be run.
@@ -62,7 +67,7 @@ sock_filter jump(unsigned short code, unsigned k, unsigned char jt,
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool no_inotify = false, die_on_record = false;
+  bool no_inotify = false, die_on_record = false, die_on_intent = false;
   int first = 1;
   for (; first < argc && argv[first][0] == '-'; ++first) {
     std::string flag = argv[first];
@@ -70,13 +75,15 @@ int main(int argc, char** argv) {
       no_inotify = true;
     else if (flag == "--die-on-version-record")
       die_on_record = true;
+    else if (flag == "--die-on-version-intent")
+      die_on_intent = true;
     else
       break;
   }
   if (first >= argc) {
     std::fprintf(stderr,
-                 "usage: seccomp_exec [--no-inotify] [--die-on-version-record] "
-                 "PROGRAM [ARGS...]\n");
+                 "usage: seccomp_exec [--no-inotify] [--die-on-version-record "
+                 "| --die-on-version-intent] PROGRAM [ARGS...]\n");
     return 2;
   }
   constexpr unsigned short k_load = BPF_LD | BPF_W | BPF_ABS;
@@ -98,8 +105,10 @@ int main(int argc, char** argv) {
                                               (ENOSYS & SECCOMP_RET_DATA)),
                   });
   }
-  if (die_on_record) {
-    // pwrite64(fd, buf, count, offset): offset == 0 and count > 64.
+  if (die_on_record || die_on_intent) {
+    // pwrite64(fd, buf, count, offset): offset == 0 and count > 128 (the
+    // record) or count == 128 (the intent).
+    const unsigned char high_count = die_on_record ? 2 : 3;  // kill, or out
     filter.insert(
         filter.end(),
         {
@@ -112,9 +121,10 @@ int main(int argc, char** argv) {
             statement(k_load, arg_high(3)),                 // 4
             jump(k_equal, 0, 0, 5),                         // 5: else out
             statement(k_load, arg_high(2)),                 // 6
-            jump(k_equal, 0, 0, 2),                         // 7: else kill
+            jump(k_equal, 0, 0, high_count),                // 7: >= 2^32
             statement(k_load, arg_low(2)),                  // 8
-            jump(k_greater, 64, 0, 1),                      // 9: > 64: kill
+            die_on_record ? jump(k_greater, 128, 0, 1)      // 9: > 128: kill
+                          : jump(k_equal, 128, 0, 1),       // 9: == 128: kill
             statement(k_return, SECCOMP_RET_KILL_PROCESS),  // 10: kill
         });
   }
