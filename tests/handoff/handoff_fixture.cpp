@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "tests/handoff/content.hpp"
@@ -91,6 +92,15 @@ std::string join(const std::vector<std::string>& items) {
   for (const std::string& item : items)
     text += (text.empty() ? "" : ", ") + item;
   return text.empty() ? "(none)" : text;
+}
+
+int soak_factor() {
+  static const int factor = [] {
+    const char* text = std::getenv("BATON_HANDOFF_SOAK");
+    int value = text ? std::atoi(text) : 1;
+    return std::clamp(value, 1, 1000);
+  }();
+  return factor;
 }
 
 void HandoffTest::SetUp() { m_root = m_dir.make_dir("root"); }

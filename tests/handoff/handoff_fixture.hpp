@@ -36,6 +36,11 @@ void write_file(const std::string& path, const std::string& data);
 // "a, b, c" for messages.
 std::string join(const std::vector<std::string>& items);
 
+// How many times longer the loops of the longer tests run (torn reads,
+// crash rounds, queue items): $BATON_HANDOFF_SOAK, 1 to 1000, default 1
+// (the suite's few seconds in CTest). Their bounded waits scale with it.
+int soak_factor();
+
 class HandoffTest : public ::testing::Test {
  protected:
   void SetUp() override;

@@ -78,14 +78,14 @@ std::string opened_content(Client& client, const std::string& path,
   return data;
 }
 
-// A writer publishes 200 versions of a 1 MiB file through two daemons
-// while readers read it as a plain file and through Client::open: every
+// A writer publishes 200 (x soak_factor) versions of a 1 MiB file through two
+// daemons while readers read it as a plain file and through Client::open: every
 // read is one whole version, and no reader sees versions go backwards.
 TEST_F(Handoff, NoTornReads) {
   DaemonProcess& a = start_daemon("a");
   DaemonProcess& b = start_daemon("b");
   const std::string path = "shared/big.bin";
-  const int versions = 200;
+  const int versions = 200 * soak_factor();
   const auto started = Clock::now();
   // Readers first, so they are reading while the versions change.
   Process& reader_a =
@@ -99,7 +99,7 @@ TEST_F(Handoff, NoTornReads) {
                     "--path", path, "--first", "1", "--count",
                     std::to_string(versions), "--blocks", "256"});
 
-  std::optional<ExitStatus> written = writer.wait(60s);
+  std::optional<ExitStatus> written = writer.wait(60s * soak_factor());
   std::string writer_out = writer.read_stdout(1s);
   ASSERT_TRUE(written && written->exited() && written->code() == 0)
       << "writer: " << (written ? written->describe() : "still running") << "\n"
@@ -112,7 +112,7 @@ TEST_F(Handoff, NoTornReads) {
         << "version of publish " << commits[i].first;
 
   for (Process* reader : {&reader_a, &reader_b}) {
-    std::optional<ExitStatus> status = reader->wait(60s);
+    std::optional<ExitStatus> status = reader->wait(60s * soak_factor());
     std::string out = reader->read_stdout(1s);
     EXPECT_TRUE(status && status->exited() && status->code() == 0)
         << "reader: " << (status ? status->describe() : "still running") << ": "
@@ -132,7 +132,7 @@ TEST_F(Handoff, NoTornReads) {
     EXPECT_GE(distinct, 3u) << "the readers did not overlap the writer";
   }
   EXPECT_EQ(staging_files(root()), std::vector<std::string>{});
-  std::printf("200 versions of 1 MiB through two daemons in %lld ms\n",
+  std::printf("%d versions of 1 MiB through two daemons in %lld ms\n", versions,
               static_cast<long long>(
                   std::chrono::duration_cast<std::chrono::milliseconds>(
                       Clock::now() - started)
@@ -238,7 +238,7 @@ TEST_F(Handoff, CrashConsistency) {
   }
 
   // 2. The writer killed at random points of a publishing loop.
-  for (int round = 0; round < 30; ++round) {
+  for (int round = 0; round < 30 * soak_factor(); ++round) {
     SCOPED_TRACE("writer round " + std::to_string(round));
     const std::uint64_t first = last + 1;
     Process& writer = start_worker(
@@ -307,7 +307,7 @@ TEST_F(Handoff, CrashConsistency) {
 
   // 4. Daemons killed at random points of a publishing loop; each next
   //    daemon is fresh and sweeps what the previous one left.
-  for (int round = 0; round < 8; ++round) {
+  for (int round = 0; round < 8 * soak_factor(); ++round) {
     SCOPED_TRACE("daemon round " + std::to_string(round));
     DaemonProcess& daemon = start_daemon("d" + std::to_string(round));
     const std::uint64_t first = last + 1;

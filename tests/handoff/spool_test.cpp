@@ -71,16 +71,16 @@ void expect_queue_empty(const std::string& queue_dir) {
         << queue_dir << "/" << sub << " is not empty";
 }
 
-// 300 items enqueued through two pods while three consumers per pod claim,
-// verify and acknowledge them; one consumer is killed -9 holding an item
-// half read. Every item is acknowledged exactly once, by a consumer that
+// 300 (x soak_factor) items enqueued through two pods while three consumers per
+// pod claim, verify and acknowledge them; one consumer is killed -9 holding an
+// item half read. Every item is acknowledged exactly once, by a consumer that
 // finished it (the killed one's item by someone else); none is lost; the
 // queue ends empty.
 TEST_F(Handoff, SpoolExactlyOnce) {
   DaemonProcess& a = start_daemon("a");
   DaemonProcess& b = start_daemon("b");
   const std::string queue = "jobs/incoming";
-  const int items = 300;
+  const int items = 300 * soak_factor();
   const std::string stop_file = dir().file("stop");
   const auto started = Clock::now();
 
@@ -125,7 +125,7 @@ TEST_F(Handoff, SpoolExactlyOnce) {
 
   std::map<std::uint64_t, std::string> enqueued;  // index -> item id
   for (Process* enqueuer : {&enqueue_a, &enqueue_b}) {
-    std::optional<ExitStatus> status = enqueuer->wait(30s);
+    std::optional<ExitStatus> status = enqueuer->wait(30s * soak_factor());
     std::string out = enqueuer->read_stdout(1s);
     ASSERT_TRUE(status && status->exited() && status->code() == 0)
         << "enqueuer: " << (status ? status->describe() : "still running")
@@ -143,7 +143,7 @@ TEST_F(Handoff, SpoolExactlyOnce) {
   for (const Consumer& consumer : consumers) logs.push_back(consumer.log);
   const bool all_done = wait_until(
       [&] { return read_logs(logs).size() >= static_cast<std::size_t>(items); },
-      30s, 10ms);
+      30s * soak_factor(), 10ms);
   write_file(stop_file, "");
   for (std::size_t i = 1; i < consumers.size(); ++i) {
     std::optional<ExitStatus> status = consumers[i].process->wait(10s);
@@ -188,7 +188,7 @@ TEST_F(Handoff, SpoolExactlyOnce) {
   for (const auto& [name, count] : per_consumer)
     std::printf("  %s: %d items\n", name.c_str(), count);
   expect_queue_empty(root() + "/" + queue);
-  std::printf("300 items, 6 consumers in 2 pods, in %lld ms\n",
+  std::printf("%d items, 6 consumers in 2 pods, in %lld ms\n", items,
               ms_between(started, Clock::now()));
 }
 
