@@ -75,6 +75,10 @@ std::string opened_content(Client& client, const std::string& path,
   if (version) *version = file.version;
   std::string data;
   if (!read_all(file.fd, data)) throw std::runtime_error("cannot read " + path);
+  if (data.size() != file.size)
+    throw std::runtime_error(path + ": read " + std::to_string(data.size()) +
+                             " bytes, OpenedFile::size says " +
+                             std::to_string(file.size));
   return data;
 }
 
