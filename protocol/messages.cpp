@@ -160,7 +160,11 @@ std::variant<Request, DecodeError> decode_request_fields(std::string_view line) 
   DecodeError error;
   std::optional<json> object = parse_object(line);
   if (!object) {
-    error.message = "message is not a JSON object";
+    // JSON text is UTF-8: say so rather than blame the syntax.
+    const std::size_t bad = find_invalid_utf8(line);
+    error.message = bad == std::string_view::npos
+                        ? "message is not a JSON object"
+                        : "message is not valid UTF-8 (byte " + std::to_string(bad) + ")";
     return error;
   }
   error.id = read_id(*object);

@@ -116,8 +116,9 @@ class Client {
 
   const ServerInfo& server_info() const noexcept;
 
-  // The daemon's one-line explanation of the last error it reported on
-  // this client ("lock 'x' is held by another pod"); empty if none.
+  // The one-line explanation of the last call's error: the daemon's ("lock
+  // 'x' is held by another pod") or libbaton's own refusal (a path that is
+  // not valid UTF-8). Cleared at the start of every call; empty if none.
   const std::string& last_error_message() const noexcept;
 
   // The socket, for poll(2): readable when an event (e.g. a lost lock) is

@@ -11,7 +11,7 @@ namespace baton {
 // Stable numbers: they travel inside programs and logs, never reorder.
 enum class errc {
   busy = 1,            // the lock is held and the caller asked not to wait
-  timed_out,           // the wait for a lock ran out
+  timed_out,           // a wait (lock, claim, version) ran out
   lock_lost,           // a held lock was lost (lock file failed, daemon gone)
   daemon_unreachable,  // no daemon answered within the connect timeout
   connection_lost,     // the daemon closed the connection

@@ -31,6 +31,12 @@ TEST(Codec, DecodesLockWithDefaults) {
   EXPECT_FALSE(lock.timeout);
 }
 
+TEST(Codec, SaysWhenALineIsNotUtf8) {
+  auto error = expect_error("{\"id\":1,\"op\":\"lock\",\"name\":\"a\xff\"}");
+  EXPECT_EQ(error.message, "message is not valid UTF-8 (byte 29)");
+  EXPECT_EQ(expect_error("{\"id\":1,").message, "message is not a JSON object");
+}
+
 TEST(Codec, DecodesEveryField) {
   auto lock = expect_request<LockRequest>(
       R"({"id":1,"op":"lock","name":"x","mode":"shared","timeout_ms":250,"future":[1]})");
