@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <future>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -335,13 +336,9 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
                                                    ", already used on " + m_dest);
     return std::nullopt;
   }
-  if (::fchmod(m_fd, m_mode) != 0 || ::fsync(m_fd) != 0) {
-    failure = errno_failure("cannot sync the staging file of " + m_dest);
-    return std::nullopt;
-  }
   struct stat staged{};
-  if (::fstat(m_fd, &staged) != 0) {
-    failure = errno_failure("cannot stat the staging file of " + m_dest);
+  if (::fchmod(m_fd, m_mode) != 0 || ::fstat(m_fd, &staged) != 0) {
+    failure = errno_failure("cannot prepare the staging file of " + m_dest);
     return std::nullopt;
   }
   // The intent: durable before the rename, so that a crash between the
@@ -351,9 +348,26 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
   // A legacy record's path starts inside the new header: write it whole.
   const bool legacy = stored.legacy;
   stored.legacy = false;
-  if (!write_fully(record_fd, format_record(stored, legacy ? &m_dest : nullptr)) ||
-      ::fdatasync(record_fd) != 0) {
+  if (!write_fully(record_fd, format_record(stored, legacy ? &m_dest : nullptr))) {
     failure = errno_failure("cannot write the version record of " + m_dest);
+    return std::nullopt;
+  }
+  // Both must be on disk before the rename, and neither depends on the
+  // other: sync them at once, so the publish waits for one flush, not two
+  // (a journaling filesystem commits both in one transaction; NFS sends
+  // the two COMMITs together).
+  auto intent_synced = std::async(std::launch::async, [record_fd] {
+    return ::fdatasync(record_fd) == 0 ? 0 : errno;
+  });
+  const int staged_error = ::fsync(m_fd) == 0 ? 0 : errno;
+  if (const int intent_error = intent_synced.get()) {
+    errno = intent_error;
+    failure = errno_failure("cannot write the version record of " + m_dest);
+    return std::nullopt;
+  }
+  if (staged_error) {
+    errno = staged_error;
+    failure = errno_failure("cannot sync the staging file of " + m_dest);
     return std::nullopt;
   }
   unsigned flags = no_replace ? RENAME_NOREPLACE : 0;
@@ -389,10 +403,11 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     failure = errno_failure("cannot sync the directory of " + m_dest);
     return std::nullopt;
   }
-  // The final record, whole (it also restores a damaged path line).
+  // The final record, whole (it also restores a damaged path line). No
+  // sync: should it be lost, the durable intent gives the same version.
   stored.record.version += 1;
   stored.pending = 0;
-  if (!write_fully(record_fd, format_record(stored, &m_dest)) || ::fdatasync(record_fd) != 0) {
+  if (!write_fully(record_fd, format_record(stored, &m_dest))) {
     failure = errno_failure("cannot write the version record of " + m_dest);
     return std::nullopt;
   }
