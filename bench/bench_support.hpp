@@ -221,6 +221,14 @@ class ScratchDir {
     if (!::mkdtemp(buffer.data())) die_errno("mkdtemp " + pattern);
     m_path = buffer.data();
   }
+  // The same, under BASE (the filesystem being measured), not $TMPDIR.
+  ScratchDir(const std::string& prefix, const std::string& base) {
+    std::string pattern = base + "/" + prefix + ".XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    if (!::mkdtemp(buffer.data())) die_errno("mkdtemp " + pattern);
+    m_path = buffer.data();
+  }
   ~ScratchDir() {
     std::error_code ec;
     std::filesystem::remove_all(m_path, ec);
@@ -232,6 +240,28 @@ class ScratchDir {
  private:
   std::string m_path;
 };
+
+// "ext4 on /dev/vda at /" for PATH: the mount that holds it (the longest
+// mount point that prefixes its real path), from /proc/self/mounts.
+inline std::string filesystem_of(const std::string& path) {
+  std::error_code ec;
+  std::string real = std::filesystem::canonical(path, ec).string();
+  if (ec) real = path;
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, point, type, rest;
+  std::string best_device, best_point, best_type;
+  while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
+    bool under =
+        point == "/" || real == point || real.rfind(point + "/", 0) == 0;
+    if (under && point.size() >= best_point.size()) {
+      best_device = device;
+      best_point = point;
+      best_type = type;
+    }
+  }
+  if (best_type.empty()) return "unknown filesystem";
+  return best_type + " on " + best_device + " at " + best_point;
+}
 
 // A batond child process, pinned to CPUS before exec (its threads inherit
 // the mask), stopped with SIGTERM when this goes out of scope.
