@@ -15,12 +15,17 @@
 // Use --dir to choose the filesystem (not tmpfs: fsync is free there).
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cinttypes>
 #include <ctime>
+#include <functional>
+#include <future>
 #include <random>
 
 #include "baton/client.hpp"
@@ -101,6 +106,123 @@ class RawPublisher {
   int m_dir_fd = -1;
 };
 
+// Diagnostic, not a floor: the filesystem calls batond makes for one
+// publish (daemon/publish.cpp, StagedFile::create, writer_fd and commit, as
+// of the commit "Publish: sync the staging file and the version intent
+// together"), made here in-process with no socket, no daemon and no thread
+// pool. baton - replay is what the IPC and the daemon add; replay - raw is
+// what baton's on-disk protocol (staging rename, version record) adds.
+// Keep it in step with publish.cpp, or its row stops meaning anything.
+class ReplayPublisher {
+ public:
+  static inline const std::vector<std::string> k_steps = {
+      "stage",         "write",  "record read", "intent write",
+      "fsync||intent", "rename", "dir fsync",   "final record"};
+
+  explicit ReplayPublisher(const std::string& root) : m_root_path(root) {
+    m_root = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (m_root < 0) die_errno("open " + root);
+    std::filesystem::create_directories(root + "/.baton/versions");
+  }
+  ~ReplayPublisher() { ::close(m_root); }
+  ReplayPublisher(const ReplayPublisher&) = delete;
+  ReplayPublisher& operator=(const ReplayPublisher&) = delete;
+
+  void publish(const std::string& dir, const std::string& leaf,
+               const std::string& data, bool no_replace,
+               std::vector<std::int64_t>& steps) {
+    auto t0 = Clock::now();
+    // StagedFile::create: the directory, the symlink check, the sweep's
+    // fstat, a fresh file, its lock, the rename to the staging name; then
+    // writer_fd's second open file description.
+    int dir_fd = beneath(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    struct stat info {};
+    ::fstatat(dir_fd, leaf.c_str(), &info, AT_SYMLINK_NOFOLLOW);
+    ::fstat(dir_fd, &info);
+    const std::string suffix = std::to_string(++m_counter) + "." + leaf;
+    const std::string fresh = ".replay-new." + suffix;
+    const std::string stage = ".replay-stage." + suffix;
+    int fd = ::openat(dir_fd, fresh.c_str(),
+                      O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) die_errno("create " + fresh);
+    lock(fd, F_OFD_SETLK);
+    if (::renameat(dir_fd, fresh.c_str(), dir_fd, stage.c_str()) != 0)
+      die_errno("rename " + fresh);
+    std::string self = "/proc/self/fd/" + std::to_string(fd);
+    int writer = ::open(self.c_str(), O_WRONLY | O_CLOEXEC);
+    if (writer < 0) die_errno("open " + self);
+    auto t1 = Clock::now();
+    write_all(writer, data);
+    ::close(writer);
+    auto t2 = Clock::now();
+    // commit: open and read the record (past the page cache), lock it,
+    // read it again.
+    char name[64];
+    std::snprintf(name, sizeof name, ".baton/versions/%s-0.v", leaf.c_str());
+    int record = beneath(name, O_RDWR | O_CREAT);
+    char text[1153];
+    uncached_pread(record, text, sizeof text);
+    lock(record, F_OFD_SETLKW);
+    uncached_pread(record, text, 128);
+    auto t3 = Clock::now();
+    ::fchmod(fd, 0644);
+    ::fstat(fd, &info);
+    std::string header(127, ' ');
+    header += '\n';
+    if (::pwrite(record, header.data(), header.size(), 0) != 128)
+      die_errno("pwrite record");
+    auto t4 = Clock::now();
+    auto intent = std::async(std::launch::async, [record] {
+      return ::fdatasync(record) == 0 ? 0 : errno;
+    });
+    if (::fsync(fd) != 0) die_errno("fsync");
+    if (intent.get() != 0) die("fdatasync record failed");
+    auto t5 = Clock::now();
+    if (::renameat2(dir_fd, stage.c_str(), dir_fd, leaf.c_str(),
+                    no_replace ? RENAME_NOREPLACE : 0) != 0)
+      die_errno("rename " + stage);
+    auto t6 = Clock::now();
+    if (::fsync(dir_fd) != 0) die_errno("fsync dir");
+    auto t7 = Clock::now();
+    std::string whole = header + dir + "/" + leaf + "\n";
+    if (::pwrite(record, whole.data(), whole.size(), 0) < 0)
+      die_errno("pwrite record");
+    ::close(record);
+    ::close(fd);
+    ::close(dir_fd);
+    auto t8 = Clock::now();
+    steps = {nanos(t1 - t0), nanos(t2 - t1), nanos(t3 - t2), nanos(t4 - t3),
+             nanos(t5 - t4), nanos(t6 - t5), nanos(t7 - t6), nanos(t8 - t7)};
+  }
+
+ private:
+  int beneath(const char* path, int flags) {
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? 0644 : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(
+        ::syscall(SYS_openat2, m_root, path, &how, sizeof how));
+    if (fd < 0) die_errno("openat2 " + m_root_path + "/" + path);
+    return fd;
+  }
+  static void lock(int fd, int command) {
+    struct flock request {};
+    request.l_type = F_WRLCK;
+    request.l_whence = SEEK_SET;
+    request.l_len = 1;
+    if (::fcntl(fd, command, &request) != 0) die_errno("OFD lock");
+  }
+  static void uncached_pread(int fd, char* buffer, std::size_t size) {
+    ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+    if (::pread(fd, buffer, size, 0) < 0) die_errno("pread record");
+  }
+
+  std::string m_root_path;
+  int m_root = -1;
+  std::uint64_t m_counter = 0;
+};
+
 // Through libbaton and batond.
 class BatonPublisher {
  public:
@@ -124,6 +246,22 @@ class BatonPublisher {
     publisher.commit();
     auto t3 = Clock::now();
     steps = {nanos(t1 - t0), nanos(t2 - t1), nanos(t3 - t2)};
+  }
+
+  // One round trip with no work in the daemon, for comparison.
+  std::int64_t ping() {
+    auto start = Clock::now();
+    m_client.ping();
+    return nanos(Clock::now() - start);
+  }
+
+  // One round trip whose small filesystem work (the version record and
+  // the path looked up) runs on the daemon's thread pool, as a publish's
+  // two requests do: wait minus ping is roughly the hop to the pool.
+  std::int64_t wait_existing(const std::string& path) {
+    auto start = Clock::now();
+    m_client.wait(path);
+    return nanos(Clock::now() - start);
   }
 
  private:
@@ -151,62 +289,97 @@ SideRun finish(const Steps& steps, Clock::duration wall) {
 struct Run {
   SideRun raw;
   SideRun baton;
+  SideRun replay;              // diagnostic
+  Summary ping;                // diagnostic: libbaton ping, between publishes
+  Summary wait;                // diagnostic: libbaton wait for an existing path
+  double daemon_cpu_us = 0;    // batond's CPU time per baton publish
+  double daemon_switches = 0;  // batond's context switches per publish
   double ratio_p50 = 0;
   double ratio_mean = 0;
 };
 
-// One run of VARIANT: WARMUP + ITERATIONS publishes per side, alternating
-// in ABBA order; each side's wall time counts only its own publishes.
+// One side's timed publishes.
+struct Side {
+  std::function<void(const std::string& leaf, std::vector<std::int64_t>&)>
+      publish;
+  Steps steps;
+  Clock::duration wall{};
+};
+
+// One run of VARIANT: WARMUP + ITERATIONS publishes per side, the sides
+// taking turns in every order in rotation (raw, baton, replay; raw,
+// replay, baton; ...), so each sees the disk after each other equally
+// often. Each side's wall time counts only its own publishes.
 Run run_variant(const Variant& variant, long warmup, int run_number,
-                RawPublisher& raw, BatonPublisher& baton,
-                const std::string& baton_dir, std::uint64_t& next_token,
+                pid_t daemon, RawPublisher& raw, BatonPublisher& baton,
+                ReplayPublisher& replay, std::uint64_t& next_token,
                 const std::string& data) {
-  Steps raw_steps(RawPublisher::k_steps.size());
-  Steps baton_steps(BatonPublisher::k_steps.size());
-  Clock::duration raw_wall{}, baton_wall{};
+  std::vector<Side> sides;
+  sides.push_back({[&](const std::string& leaf, auto& steps) {
+                     raw.publish(leaf, data, variant.no_replace, steps);
+                   },
+                   Steps(RawPublisher::k_steps.size())});
+  sides.push_back({[&](const std::string& leaf, auto& steps) {
+                     PublishOptions options;
+                     options.no_replace = variant.no_replace;
+                     if (variant.token) options.token = ++next_token;
+                     baton.publish("baton/" + leaf, data, options, steps);
+                   },
+                   Steps(BatonPublisher::k_steps.size())});
+  sides.push_back({[&](const std::string& leaf, auto& steps) {
+                     replay.publish("replay", leaf, data, variant.no_replace,
+                                    steps);
+                   },
+                   Steps(ReplayPublisher::k_steps.size())});
+  static const int k_orders[6][3] = {{0, 1, 2}, {1, 2, 0}, {2, 0, 1},
+                                     {2, 1, 0}, {1, 0, 2}, {0, 2, 1}};
   std::vector<std::int64_t> steps;
+  std::vector<std::int64_t> pings, waits;
+  Clock::duration ping_wall{}, wait_wall{};
+  SchedTimes cpu_before{};
+  std::uint64_t switches_before = 0;
   for (long i = 0; i < warmup + variant.iterations; ++i) {
-    const bool timed = i >= warmup;
+    if (i == warmup) {
+      cpu_before = sched_times(daemon);
+      switches_before = context_switches(daemon);
+    }
     // Fresh names for create-only (each run its own), else one path.
     const std::string leaf =
         variant.no_replace ? variant.key + "." + std::to_string(run_number) +
                                  "." + std::to_string(i)
                            : variant.key + ".dat";
-    auto do_raw = [&] {
+    for (int which : k_orders[i % 6]) {
+      Side& side = sides[static_cast<std::size_t>(which)];
       auto start = Clock::now();
-      raw.publish(leaf, data, variant.no_replace, steps);
+      side.publish(leaf, steps);
       auto took = Clock::now() - start;
-      if (!timed) return;
-      raw_wall += took;
-      raw_steps.total.push_back(nanos(took));
+      if (i < warmup) continue;
+      side.wall += took;
+      side.steps.total.push_back(nanos(took));
       for (std::size_t s = 0; s < steps.size(); ++s)
-        raw_steps.step[s].push_back(steps[s]);
-    };
-    auto do_baton = [&] {
-      PublishOptions options;
-      options.no_replace = variant.no_replace;
-      if (variant.token) options.token = ++next_token;
-      auto start = Clock::now();
-      baton.publish(baton_dir + "/" + leaf, data, options, steps);
-      auto took = Clock::now() - start;
-      if (!timed) return;
-      baton_wall += took;
-      baton_steps.total.push_back(nanos(took));
-      for (std::size_t s = 0; s < steps.size(); ++s)
-        baton_steps.step[s].push_back(steps[s]);
-    };
-    // ABBA: raw first in iterations 0 and 3 (mod 4), baton in 1 and 2.
-    if (i % 4 == 0 || i % 4 == 3) {
-      do_raw();
-      do_baton();
-    } else {
-      do_baton();
-      do_raw();
+        side.steps.step[s].push_back(steps[s]);
+    }
+    if (i >= warmup) {
+      pings.push_back(baton.ping());
+      ping_wall += std::chrono::nanoseconds(pings.back());
+      waits.push_back(baton.wait_existing("baton/" + leaf));
+      wait_wall += std::chrono::nanoseconds(waits.back());
     }
   }
+  const double publishes = static_cast<double>(variant.iterations);
   Run run;
-  run.raw = finish(raw_steps, raw_wall);
-  run.baton = finish(baton_steps, baton_wall);
+  // Pings cost batond a little too; both figures include them.
+  run.daemon_cpu_us =
+      static_cast<double>(sched_times(daemon).cpu_ns - cpu_before.cpu_ns) /
+      1e3 / publishes;
+  run.daemon_switches =
+      static_cast<double>(context_switches(daemon) - switches_before) /
+      publishes;
+  run.ping = summarize(std::move(pings), ping_wall);
+  run.wait = summarize(std::move(waits), wait_wall);
+  run.raw = finish(sides[0].steps, sides[0].wall);
+  run.baton = finish(sides[1].steps, sides[1].wall);
+  run.replay = finish(sides[2].steps, sides[2].wall);
   run.ratio_p50 = run.baton.summary.p50_us / run.raw.summary.p50_us;
   run.ratio_mean = run.baton.summary.mean_us / run.raw.summary.mean_us;
   return run;
@@ -249,7 +422,9 @@ int main(int argc, char** argv) {
         "by hand,\non the filesystem of DIR (default $TMPDIR or /var/tmp; not "
         "tmpfs).\n"
         "--iterations: publishes per side per run for 4 KiB (default 200; 1 "
-        "MiB does a\nquarter). Exits 1 if anything fails.\n");
+        "MiB does a\nquarter). Exits 1 if anything fails.\n"
+        "--baton-only N: N 4 KiB publishes through batond and nothing else "
+        "(its pid\nfirst), for perf or strace to attach to.\n");
     return 0;
   }
   const std::string batond = option(argc, argv, "--batond", BATON_BENCH_BATOND);
@@ -288,8 +463,28 @@ int main(int argc, char** argv) {
   daemon.wait_ready();
   std::filesystem::create_directories(root + "/raw");
   std::filesystem::create_directories(root + "/baton");
+  std::filesystem::create_directories(root + "/replay");
   RawPublisher raw(root + "/raw");
   BatonPublisher baton(daemon.socket());
+  ReplayPublisher replay(root);
+  if (const long only = number_option(argc, argv, "--baton-only", 0)) {
+    std::printf("batond pid %d, bench pid %d\n", daemon.pid(), ::getpid());
+    std::fflush(stdout);
+    std::string data(4096, 'b');
+    std::vector<std::int64_t> steps;
+    std::vector<std::int64_t> totals;
+    auto start = Clock::now();
+    for (long i = 0; i < only; ++i) {
+      auto t0 = Clock::now();
+      baton.publish("baton/only.dat", data, {}, steps);
+      totals.push_back(nanos(Clock::now() - t0));
+    }
+    Summary s = summarize(std::move(totals), Clock::now() - start);
+    std::printf("%ld publishes: p50 %s, mean %s, %s\n", only,
+                format_us(s.p50_us).c_str(), format_us(s.mean_us).c_str(),
+                format_rate(s.rate).c_str());
+    return 0;
+  }
 
   utsname name{};
   ::uname(&name);
@@ -315,8 +510,9 @@ int main(int argc, char** argv) {
     for (char& c : data) c = static_cast<char>(random());
     std::vector<Run> runs;
     for (long r = 0; r < repeats; ++r)
-      runs.push_back(run_variant(variant, warmup, static_cast<int>(r), raw,
-                                 baton, "baton", next_token, data));
+      runs.push_back(run_variant(variant, warmup, static_cast<int>(r),
+                                 daemon.pid(), raw, baton, replay, next_token,
+                                 data));
     std::vector<double> ratios_p50, ratios_mean, ratios_rate;
     for (const Run& run : runs) {
       ratios_p50.push_back(run.ratio_p50);
@@ -348,6 +544,17 @@ int main(int argc, char** argv) {
     row("raw recipe (floor)", shown->raw, RawPublisher::k_steps);
     row("baton publish + write + commit", shown->baton,
         BatonPublisher::k_steps);
+    row("(diag) batond's calls in-process", shown->replay,
+        ReplayPublisher::k_steps);
+    std::printf(
+        "(diag) between publishes: libbaton ping p50 %s, wait for an "
+        "existing path (one hop to the\n  daemon's pool) p50 %s; a publish "
+        "makes 2 round trips, both through the pool;\n  batond per baton "
+        "publish: %.0f us of CPU, %.1f context switches (ping, wait "
+        "included)\n",
+        format_us(shown->ping.p50_us).c_str(),
+        format_us(shown->wait.p50_us).c_str(), shown->daemon_cpu_us,
+        shown->daemon_switches);
     std::string each;
     for (double r : ratios_p50) {
       char text[16];
@@ -364,8 +571,20 @@ int main(int argc, char** argv) {
         "time per publish from rate %.2fx  (p50 of each run:%s)  -> target "
         "<= 1.1x: %s\n",
         repeats, p50, mean, rate, each.c_str(), met ? "met" : "MISSED");
-    std::printf("baton - raw at p50: %+.0f us per publish\n",
-                shown->baton.summary.p50_us - shown->raw.summary.p50_us);
+    std::vector<double> replay_raw, baton_replay;
+    for (const Run& run : runs) {
+      replay_raw.push_back(run.replay.summary.p50_us / run.raw.summary.p50_us);
+      baton_replay.push_back(run.baton.summary.p50_us /
+                             run.replay.summary.p50_us);
+    }
+    std::printf(
+        "baton - raw at p50: %+.0f us per publish, of which on-disk protocol "
+        "(replay - raw) %+.0f us,\n  IPC + daemon (baton - replay) %+.0f us; "
+        "replay/raw p50 %.2fx, baton/replay p50 %.2fx (medians of runs)\n",
+        shown->baton.summary.p50_us - shown->raw.summary.p50_us,
+        shown->replay.summary.p50_us - shown->raw.summary.p50_us,
+        shown->baton.summary.p50_us - shown->replay.summary.p50_us,
+        median(replay_raw), median(baton_replay));
     char line[512];
     std::snprintf(line, sizeof line,
                   "| %s | %s | %s / %s / %s | %s / %s / %s | %.2fx | %.2fx | "
