@@ -9,9 +9,10 @@
 //
 // Variants: 4 KiB replacing one path; the same with a fencing token; 4 KiB
 // create-only onto fresh names (renameat2 RENAME_NOREPLACE for the floor
-// too); 1 MiB. Within a run the two sides alternate publish by publish
-// (ABBA order), so both see the same disk and the same neighbours. Each run
-// gives a ratio baton/raw; the median of the runs' ratios is the figure.
+// too); 1 MiB. Within a run the sides take turns publish by publish, in
+// every order in rotation, so all see the same disk and the same
+// neighbours. Each run gives a ratio baton/raw; the median of the runs'
+// ratios is the figure.
 // Use --dir to choose the filesystem (not tmpfs: fsync is free there).
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -54,6 +55,20 @@ struct Steps {
   explicit Steps(std::size_t steps) : step(steps) {}
 };
 
+// rename(2), create-only when NO_REPLACE; where RENAME_NOREPLACE is not
+// supported (GlusterFS FUSE, older NFS servers) link + unlink, which is
+// create-only too, as batond does.
+void move_into(int dir_fd, const std::string& from, const std::string& to,
+               bool no_replace) {
+  int rc = ::renameat2(dir_fd, from.c_str(), dir_fd, to.c_str(),
+                       no_replace ? RENAME_NOREPLACE : 0);
+  if (rc != 0 && errno == EINVAL && no_replace) {
+    rc = ::linkat(dir_fd, from.c_str(), dir_fd, to.c_str(), 0);
+    if (rc == 0) ::unlinkat(dir_fd, from.c_str(), 0);
+  }
+  if (rc != 0) die_errno("rename " + from + " to " + to);
+}
+
 void write_all(int fd, const std::string& data) {
   std::size_t done = 0;
   while (done < data.size()) {
@@ -91,9 +106,7 @@ class RawPublisher {
     if (::fsync(fd) != 0) die_errno("fsync");
     ::close(fd);
     auto t3 = Clock::now();
-    if (::renameat2(m_dir_fd, tmp.c_str(), m_dir_fd, leaf.c_str(),
-                    no_replace ? RENAME_NOREPLACE : 0) != 0)
-      die_errno("rename into " + m_dir + "/" + leaf);
+    move_into(m_dir_fd, tmp, leaf, no_replace);
     auto t4 = Clock::now();
     if (::fsync(m_dir_fd) != 0) die_errno("fsync " + m_dir);
     auto t5 = Clock::now();
@@ -178,9 +191,7 @@ class ReplayPublisher {
     if (::fsync(fd) != 0) die_errno("fsync");
     if (intent.get() != 0) die("fdatasync record failed");
     auto t5 = Clock::now();
-    if (::renameat2(dir_fd, stage.c_str(), dir_fd, leaf.c_str(),
-                    no_replace ? RENAME_NOREPLACE : 0) != 0)
-      die_errno("rename " + stage);
+    move_into(dir_fd, stage, leaf, no_replace);
     auto t6 = Clock::now();
     if (::fsync(dir_fd) != 0) die_errno("fsync dir");
     auto t7 = Clock::now();
@@ -497,7 +508,8 @@ int main(int argc, char** argv) {
               root.c_str());
   std::printf("batond: %s, unpinned\n", batond.c_str());
   std::printf(
-      "%ld warm-up + N timed publishes per side per run, alternating ABBA; "
+      "%ld warm-up + N timed publishes per side per run, sides in rotating "
+      "order; "
       "%ld runs;\nthe run with the median baton p50 is shown whole, the "
       "ratio is the median of the runs' ratios\n",
       warmup, repeats);
