@@ -435,7 +435,9 @@ int main(int argc, char** argv) {
         "--iterations: publishes per side per run for 4 KiB (default 200; 1 "
         "MiB does a\nquarter). Exits 1 if anything fails.\n"
         "--baton-only N: N 4 KiB publishes through batond and nothing else "
-        "(its pid\nfirst), for perf or strace to attach to.\n");
+        "(its pid\nfirst), for perf or strace to attach to.\n"
+        "--cpus LIST: pin the bench and batond to these CPUs (e.g. 0: both on "
+        "one vCPU);\ndefault unpinned.\n");
     return 0;
   }
   const std::string batond = option(argc, argv, "--batond", BATON_BENCH_BATOND);
@@ -469,7 +471,15 @@ int main(int argc, char** argv) {
   ScratchDir scratch("baton-publish");
   ScratchDir data_dir("baton-publish", dir);
   const std::string root = data_dir.path() + "/root";
-  Daemon daemon(batond, root, scratch.path() + "/batond.sock", {},
+  // Every side runs in this thread, so pinning it pins all of them.
+  std::vector<int> cpus;
+  {
+    std::stringstream text(option(argc, argv, "--cpus", ""));
+    for (std::string part; std::getline(text, part, ',');)
+      cpus.push_back(static_cast<int>(std::strtol(part.c_str(), nullptr, 10)));
+  }
+  pin_to(cpus);
+  Daemon daemon(batond, root, scratch.path() + "/batond.sock", cpus,
                 scratch.path() + "/batond.log");
   daemon.wait_ready();
   std::filesystem::create_directories(root + "/raw");
@@ -506,7 +516,8 @@ int main(int argc, char** argv) {
               name.release, ::sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("filesystem: %s (%s)\n", filesystem_of(root).c_str(),
               root.c_str());
-  std::printf("batond: %s, unpinned\n", batond.c_str());
+  std::printf("batond: %s; bench and batond on cpus %s\n", batond.c_str(),
+              cpus_text(cpus).c_str());
   std::printf(
       "%ld warm-up + N timed publishes per side per run, sides in rotating "
       "order; "
