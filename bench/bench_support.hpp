@@ -351,6 +351,21 @@ class Daemon {
   std::string m_log;
 };
 
+// Sends SIGTERM to PID when the bench exits through std::exit (die()),
+// which skips the destructors that would stop its daemons. Up to 8 pids.
+inline void stop_at_exit(pid_t pid) {
+  static pid_t pids[8] = {};
+  static int count = 0;
+  if (count == 0)
+    std::atexit([] {
+      // Only children not reaped yet: a reaped pid may be someone else's.
+      for (int i = 0; i < count; ++i)
+        if (pids[i] > 0 && ::waitpid(pids[i], nullptr, WNOHANG) == 0)
+          ::kill(pids[i], SIGTERM);
+    });
+  if (count < 8) pids[count++] = pid;
+}
+
 // "--name value" or "--name=value" from ARGV, else FALLBACK.
 inline std::string option(int argc, char** argv, const std::string& name,
                           const std::string& fallback) {

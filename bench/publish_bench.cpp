@@ -481,6 +481,7 @@ int main(int argc, char** argv) {
   pin_to(cpus);
   Daemon daemon(batond, root, scratch.path() + "/batond.sock", cpus,
                 scratch.path() + "/batond.log");
+  stop_at_exit(daemon.pid());
   daemon.wait_ready();
   std::filesystem::create_directories(root + "/raw");
   std::filesystem::create_directories(root + "/baton");

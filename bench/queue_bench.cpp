@@ -394,9 +394,11 @@ int main(int argc, char** argv) {
   const std::string root = data_dir.path() + "/root";
   Daemon a(batond, root, scratch.path() + "/a.sock", {},
            scratch.path() + "/a.log", {"--pod-name", "pod-a"});
+  stop_at_exit(a.pid());
   a.wait_ready();
   Daemon b(batond, root, scratch.path() + "/b.sock", {},
            scratch.path() + "/b.log", {"--pod-name", "pod-b"});
+  stop_at_exit(b.pid());
   b.wait_ready();
   const std::array<std::string, 2> sockets = {a.socket(), b.socket()};
 
