@@ -22,13 +22,21 @@ void close_fd(int fd) noexcept {
 // only syscalls, no allocation, no return.
 [[noreturn, gnu::noinline]] void run_child(char* const argv[],
                                            void (*prepare)() noexcept,
-                                           pid_t parent,
+                                           pid_t parent, int stdin_fd,
                                            int error_fd) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // The parent may have died between vfork() and prctl(): then no signal
   // will come, and CMD must not run unguarded.
   if (::getppid() != parent) ::_exit(k_exit_internal);
   if (prepare) prepare();
+  // dup2 leaves the copy without close-on-exec.
+  if (stdin_fd >= 0 && stdin_fd != STDIN_FILENO &&
+      ::dup2(stdin_fd, STDIN_FILENO) < 0) {
+    int error = errno;
+    ssize_t ignored = ::write(error_fd, &error, sizeof error);
+    static_cast<void>(ignored);
+    ::_exit(k_exit_internal);
+  }
   ::execvp(argv[0], argv);
   int error = errno;
   ssize_t ignored = ::write(error_fd, &error, sizeof error);
@@ -38,7 +46,8 @@ void close_fd(int fd) noexcept {
 
 }  // namespace
 
-SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept) {
+SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept,
+                        int stdin_fd) {
   SpawnResult result;
   // An exec error comes back through a close-on-exec pipe: EOF means exec
   // happened. (Memory shared with the vfork child would do, but sanitizers
@@ -60,7 +69,7 @@ SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept) {
   ::sigprocmask(SIG_SETMASK, &all, &previous);
   const pid_t parent = ::getpid();
   const pid_t pid = ::vfork();
-  if (pid == 0) run_child(argv, prepare, parent, pipe_fds[1]);
+  if (pid == 0) run_child(argv, prepare, parent, stdin_fd, pipe_fds[1]);
   const int vfork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   close_fd(pipe_fds[1]);

@@ -19,8 +19,11 @@ struct SpawnResult {
 // before that took effect, and calls PREPARE (async-signal-safe, no
 // allocation) before exec. An exec failure comes back through a
 // close-on-exec pipe, so the caller can tell "CMD ran and exited 127" from
-// "CMD could not be run". Blocks until exec happened.
-SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept);
+// "CMD could not be run". STDIN_FD, unless -1, becomes CMD's standard input
+// (`baton claim` passes the item's descriptor: no copy). Blocks until exec
+// happened.
+SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept,
+                        int stdin_fd = -1);
 
 // Waits for PID, retrying EINTR. BLOCK false: returns false at once while
 // PID runs. Returns true with STATUS set once it ended; false with EC set

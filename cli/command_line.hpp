@@ -20,6 +20,8 @@ enum LongOnlyOption : int {
   k_option_token,
   k_option_mode,
   k_option_newer_than,
+  k_option_publish,
+  k_option_publish_mode,
 };
 
 // getopt_long keeps global state: call this before parsing an argument

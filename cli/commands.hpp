@@ -31,10 +31,12 @@ const Command* find_command(std::string_view name) noexcept;
 
 // Locks.
 int run_command(int argc, char** argv, const GlobalOptions& global);
-// Handoff of files between jobs (enqueue and claim will join them).
+// Handoff of files between jobs, and spool queues.
 int publish_command(int argc, char** argv, const GlobalOptions& global);
 int cat_command(int argc, char** argv, const GlobalOptions& global);
 int wait_command(int argc, char** argv, const GlobalOptions& global);
+int enqueue_command(int argc, char** argv, const GlobalOptions& global);
+int claim_command(int argc, char** argv, const GlobalOptions& global);
 // The daemon.
 int status_command(int argc, char** argv, const GlobalOptions& global);
 int ping_command(int argc, char** argv, const GlobalOptions& global);

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "cli/diagnostics.hpp"
+
 namespace baton::cli {
 namespace {
 
@@ -11,7 +13,7 @@ std::string refuse(std::string_view what, std::string_view text,
                    std::string_view why = {}) {
   std::string error(what);
   error += ": '";
-  error += text;
+  error += printable(text);  // one line, whatever the user typed
   error += '\'';
   if (!why.empty()) {
     error += " (";
@@ -139,6 +141,20 @@ Parsed<unsigned> parse_mode(std::string_view text, std::string_view what) {
     return result;
   }
   result.value = value;
+  return result;
+}
+
+Parsed<PublishSpec> parse_publish_spec(std::string_view text,
+                                       std::string_view what) {
+  Parsed<PublishSpec> result;
+  const std::size_t equals = text.find('=');
+  if (equals == std::string_view::npos || equals == 0 ||
+      equals + 1 == text.size()) {
+    result.error = refuse(what, text, "expected LOCAL=DEST, such as out.csv=reports/today.csv");
+    return result;
+  }
+  result.value = PublishSpec{std::string(text.substr(0, equals)),
+                             std::string(text.substr(equals + 1))};
   return result;
 }
 

@@ -48,4 +48,16 @@ Parsed<std::uint64_t> parse_counter(std::string_view text,
 // own user.
 Parsed<unsigned> parse_mode(std::string_view text, std::string_view what);
 
+// `run --publish LOCAL=DEST`: a local file to publish to DEST, a path under
+// the root.
+struct PublishSpec {
+  std::string local;
+  std::string dest;
+};
+
+// "LOCAL=DEST", split at the first '=' (so DEST may hold one, LOCAL not).
+// Both must be non-empty; DEST itself is judged by the daemon.
+Parsed<PublishSpec> parse_publish_spec(std::string_view text,
+                                       std::string_view what);
+
 }  // namespace baton::cli

@@ -20,6 +20,7 @@
 #include "cli/copy.hpp"
 #include "cli/diagnostics.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/fd_closer.hpp"
 #include "cli/options.hpp"
 #include "cli/usage.hpp"
 
@@ -121,14 +122,6 @@ int parse(int argc, char** argv, PublishCommandOptions& options) {
   return -1;
 }
 
-// Closes a descriptor baton opened.
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd > STDERR_FILENO) ::close(fd);
-  }
-};
-
 // The exit code for a publish (begin or commit) that failed, after saying
 // why in one line.
 int report_error(const Client& client, const PublishCommandOptions& options,
@@ -179,7 +172,7 @@ int publish_command(int argc, char** argv, const GlobalOptions& global) {
       return k_exit_no_input;
     }
   }
-  FdCloser closer{source_fd};
+  FdCloser closer(source_fd);
   struct stat info {};
   if (::fstat(source_fd, &info) == 0 && S_ISDIR(info.st_mode)) {
     print_error("cannot read %s: %s", source_name.c_str(),

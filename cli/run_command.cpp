@@ -1,13 +1,15 @@
 // baton run: runs CMD while holding a lock, like flock(1) with a lock that
 // excludes across pods and nodes. CMD gets BATON_LOCK and BATON_TOKEN, its
 // signals are forwarded, it dies with baton, and it is stopped if the lock
-// is lost. The lock is released when CMD ends.
+// is lost. With --publish, CMD's output files are published under the
+// lock's fencing token once it exited 0. The lock is released after that.
 #include <getopt.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cli/child_process.hpp"
 #include "cli/command_line.hpp"
@@ -16,6 +18,7 @@
 #include "cli/diagnostics.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/options.hpp"
+#include "cli/run_publish.hpp"
 #include "cli/signals.hpp"
 #include "cli/supervisor.hpp"
 #include "cli/time_format.hpp"
@@ -35,6 +38,8 @@ struct RunOptions {
   std::chrono::milliseconds connect_timeout = k_default_connect_timeout;
   std::chrono::milliseconds kill_after{10000};
   std::optional<std::string> socket;
+  std::vector<PublishSpec> publishes;  // in the order given
+  unsigned publish_mode = 0644;
   char** command = nullptr;  // CMD and its arguments, null-terminated
 };
 
@@ -60,6 +65,13 @@ int usage() {
       "     --kill-after <secs>\n"
       "                        when the lock is lost, send SIGKILL this long\n"
       "                        after SIGTERM (default: 10)\n"
+      "     --publish <local>=<dest>\n"
+      "                        when the command exits 0, publish the file\n"
+      "                        <local> to <dest> under the lock's token,\n"
+      "                        before releasing it; repeatable, all or none\n"
+      "     --publish-mode <octal>\n"
+      "                        permissions of the published files\n"
+      "                        (default: 0644)\n"
       "     --socket <path>    the daemon's socket\n"
       "\n";
   text += k_usage_help_version;
@@ -78,6 +90,8 @@ int parse(int argc, char** argv, RunOptions& options) {
       {"conflict-exit-code", required_argument, nullptr, 'E'},
       {"connect-timeout", required_argument, nullptr, k_option_connect_timeout},
       {"kill-after", required_argument, nullptr, k_option_kill_after},
+      {"publish", required_argument, nullptr, k_option_publish},
+      {"publish-mode", required_argument, nullptr, k_option_publish_mode},
       {"socket", required_argument, nullptr, k_option_socket},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},
@@ -124,6 +138,20 @@ int parse(int argc, char** argv, RunOptions& options) {
         options.kill_after = *parsed.value;
         break;
       }
+      case k_option_publish: {
+        auto parsed = parse_publish_spec(optarg, "invalid --publish");
+        if (!parsed) return usage_error(k_name, "%s", parsed.error.c_str());
+        if (options.publishes.size() == k_max_publishes)
+          return usage_error(k_name, "at most %zu --publish", k_max_publishes);
+        options.publishes.push_back(std::move(*parsed.value));
+        break;
+      }
+      case k_option_publish_mode: {
+        auto parsed = parse_mode(optarg, "invalid publish mode");
+        if (!parsed) return usage_error(k_name, "%s", parsed.error.c_str());
+        options.publish_mode = *parsed.value;
+        break;
+      }
       case k_option_socket:
         options.socket = optarg;
         break;
@@ -142,6 +170,10 @@ int parse(int argc, char** argv, RunOptions& options) {
   if (std::string why = check_lock_name(*options.lock); !why.empty())
     return usage_error(k_name, "invalid lock name '%s' (%s)",
                        printable(*options.lock).c_str(), why.c_str());
+  // A shared hold has no fencing token to publish under, and would let
+  // several holders publish at once.
+  if (!options.publishes.empty() && options.mode == LockMode::shared)
+    return usage_error(k_name, "--publish needs an exclusive lock, not --shared");
   if (optind >= argc) return usage_error(k_name, "no command to run");
   options.command = argv + optind;
   return -1;
@@ -231,8 +263,14 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
 
   SuperviseOptions supervise_options;
   supervise_options.command_name = printable(options.command[0]);
+  supervise_options.held = "lock '" + lock.name() + "'";
   supervise_options.kill_after = options.kill_after;
-  int code = supervise(client, lock, child.pid, signals, supervise_options);
+  int code = supervise(client, &lock, child.pid, signals, supervise_options);
+  // Signals stay blocked meanwhile: they are acted on once publishing is
+  // done, so that a SIGTERM does not cut a set of publishes in half.
+  if (code == k_exit_ok && !options.publishes.empty())
+    code = publish_outputs(client, lock, options.publishes,
+                           options.publish_mode);
   lock.release();
   client.close();
   return code;

@@ -28,19 +28,9 @@ int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   return static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
-// The daemon's own explanation when it gave one ("lock file ...:
-// Input/output error"), else what REASON means here.
-std::string describe_loss(const Lock& lock, const std::error_code& reason) {
-  if (!lock.lost_message().empty()) return printable(lock.lost_message());
-  if (reason == errc::connection_lost)
-    return "the connection to batond closed (the daemon stopped or died)";
-  if (reason == errc::lock_lost) return "batond reported it lost";
-  return reason.message();
-}
-
 class Supervision {
  public:
-  Supervision(Client& client, Lock& lock, pid_t child, SignalForwarder& signals,
+  Supervision(Client& client, Lock* lock, pid_t child, SignalForwarder& signals,
               const SuperviseOptions& options)
       : m_client(client),
         m_lock(lock),
@@ -74,16 +64,17 @@ class Supervision {
   }
 
  private:
-  // Reads the daemon's events. Returns true once the lock is gone.
+  // Reads the daemon's events. Returns true once the lock (or, without
+  // one, the connection) is gone.
   bool check_lock() {
     std::error_code ec = m_client.process_events();
-    std::error_code reason = m_lock.lost_reason();
+    std::error_code reason = m_lock ? m_lock->lost_reason() : std::error_code();
     if (!reason && ec) reason = ec;
-    if (!reason && !m_lock.lost()) return false;
-    if (!reason) reason = m_lock.lost_reason();
+    if (!reason && (!m_lock || !m_lock->lost())) return false;
+    if (!reason) reason = m_lock->lost_reason();
     m_lost = true;
-    print_error("lock '%s' lost: %s; stopping %s (pid %d)",
-                m_lock.name().c_str(), describe_loss(m_lock, reason).c_str(),
+    print_error("%s lost: %s; stopping %s (pid %d)", m_options.held.c_str(),
+                describe_loss(m_lock, reason).c_str(),
                 m_options.command_name.c_str(), static_cast<int>(m_child));
     ::kill(m_child, SIGTERM);
     m_kill_deadline = Clock::now() + m_options.kill_after;
@@ -132,7 +123,7 @@ class Supervision {
   }
 
   Client& m_client;
-  Lock& m_lock;
+  Lock* m_lock;  // null: CMD holds no lock, only what the connection holds
   pid_t m_child;
   SignalForwarder& m_signals;
   const SuperviseOptions& m_options;
@@ -143,7 +134,16 @@ class Supervision {
 
 }  // namespace
 
-int supervise(Client& client, Lock& lock, pid_t child, SignalForwarder& signals,
+std::string describe_loss(const Lock* lock, const std::error_code& reason) {
+  if (lock && !lock->lost_message().empty())
+    return printable(lock->lost_message());
+  if (reason == errc::connection_lost)
+    return "the connection to batond closed (the daemon stopped or died)";
+  if (reason == errc::lock_lost) return "batond reported it lost";
+  return reason.message();
+}
+
+int supervise(Client& client, Lock* lock, pid_t child, SignalForwarder& signals,
               const SuperviseOptions& options) {
   return Supervision(client, lock, child, signals, options).run();
 }
