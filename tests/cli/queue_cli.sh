@@ -63,6 +63,18 @@ expect "claim a binary item through the other daemon" 0
 "$baton" --socket "$sock_a" claim q/basic 2>"$work/err" | cmp -s - "$work/mib" && piped=0 || piped=1
 check "1 MiB item claimed into a pipe, exactly" "the 1 MiB item differs through a pipe" test "$piped" = 0
 empty_queue "acknowledged items are gone" q/basic
+# Stdout fails: 70, one line, and the item is given back, not lost.
+run enqueue q/full "$work/mib"
+id=$(cat "$work/out")
+rc=0
+: >"$work/out"
+"$baton" --socket "$sock_a" claim q/full >/dev/full 2>"$work/err" || rc=$?
+expect_error "claim onto a full stdout" 70 "^baton: write error: No space left on device; item '$id' of queue 'q/full' given back$"
+check "the item is back in new/" "item $id not back after the write error: $(files q/full)" \
+    eventually 5 in_new q/full "$id"
+run claim q/full
+expect "then claimed whole" 0
+((expected)) && same "with the same bytes" "$work/mib"
 
 # ------------------------------------------------- claim with a command
 run enqueue q/cmd "$work/mib"
