@@ -122,10 +122,12 @@ std::uint64_t version_of(const StoredRecord& stored, std::uint64_t ino) {
                                                       : stored.record.version;
 }
 
-// Reads the start of a version record past the page cache: a GlusterFS FUSE
-// mount keeps serving pages another node has rewritten, even under a lock.
-ssize_t uncached_pread(int fd, char* buffer, std::size_t size) {
-  ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+// Reads the start of a version record, past the page cache on a network
+// root: a GlusterFS FUSE mount keeps serving pages another node has
+// rewritten, even under a lock. On a local disk the cache is the truth, and
+// dropping it would only start writeback of the last record.
+ssize_t record_pread(const RootDir& root, int fd, char* buffer, std::size_t size) {
+  if (root.network()) ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
   ssize_t n;
   do {
     n = ::pread(fd, buffer, size, 0);
@@ -140,6 +142,20 @@ bool write_fully(int fd, const std::string& text) {
   } while (n < 0 && errno == EINTR);
   if (n >= 0 && n != static_cast<ssize_t>(text.size())) errno = EIO;  // short: a full disk
   return n == static_cast<ssize_t>(text.size());
+}
+
+// A new record file's name must outlive a power loss as its intent does.
+bool sync_versions_dir(const RootDir& root, Failure& failure) {
+  std::error_code ec;
+  int dir = root.open_beneath(k_versions_dir, O_RDONLY | O_DIRECTORY, 0, ec);
+  if (dir < 0) {
+    failure = {ec, std::string(k_versions_dir) + ": " + ec.message()};
+    return false;
+  }
+  const bool synced = ::fsync(dir) == 0;
+  if (!synced) failure = errno_failure(std::string("cannot sync ") + k_versions_dir);
+  ::close(dir);
+  return synced;
 }
 
 // The record file of PATH: .baton/versions/<hash>-<slot>.v, holding the
@@ -160,7 +176,7 @@ int open_record(const RootDir& root, const std::string& path, bool create, std::
       return -1;
     }
     char text[k_record_header + protocol::k_max_path + 2] = {};
-    ssize_t n = uncached_pread(fd, text, sizeof text - 1);
+    ssize_t n = record_pread(root, fd, text, sizeof text - 1);
     const std::size_t header = std::string_view(text).starts_with("baton-version 1 ")
                                    ? k_legacy_header
                                    : k_record_header;
@@ -169,6 +185,10 @@ int open_record(const RootDir& root, const std::string& path, bool create, std::
                                                      static_cast<std::size_t>(n) - header)
                                   : std::string_view();
     if (!stored.empty() && stored.back() == '\n') stored.remove_suffix(1);
+    if (create && n <= 0 && !sync_versions_dir(root, failure)) {
+      ::close(fd);
+      return -1;
+    }
     if (stored.empty() || stored == path) return fd;  // ours, or new
     ::close(fd);
   }
@@ -179,11 +199,11 @@ int open_record(const RootDir& root, const std::string& path, bool create, std::
 // The record behind FD, all zero when empty; false (FAILURE set) when it
 // cannot be read. A torn read (another daemon was rewriting it) is read
 // again; a record that stays damaged is an error, never a version 0.
-bool read_record(int fd, const std::string& name, const std::string& path, StoredRecord& stored,
-                 Failure& failure) {
+bool read_record(const RootDir& root, int fd, const std::string& name, const std::string& path,
+                 StoredRecord& stored, Failure& failure) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     char text[k_record_header + 1] = {};
-    if (uncached_pread(fd, text, k_record_header) < 0) {
+    if (record_pread(root, fd, text, k_record_header) < 0) {
       failure = errno_failure("cannot read the version record of " + path);
       return false;
     }
@@ -202,7 +222,7 @@ StoredRecord read_stored(const RootDir& root, const std::string& path, Failure& 
   std::string name;
   int fd = open_record(root, path, /*create=*/false, name, failure);
   if (fd < 0) return stored;  // never published (or FAILURE says why not)
-  read_record(fd, name, path, stored, failure);
+  read_record(root, fd, name, path, stored, failure);
   ::close(fd);
   return stored;
 }
@@ -318,7 +338,7 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
     return std::nullopt;
   }
   StoredRecord stored;
-  if (!read_record(record_fd, record_name, m_dest, stored, failure)) return std::nullopt;
+  if (!read_record(root, record_fd, record_name, m_dest, stored, failure)) return std::nullopt;
   // A publisher that died between its rename and its final record: if its
   // file is at the path, that file is the current version.
   if (stored.pending != 0) {

@@ -36,7 +36,7 @@ std::error_code resolve_error() {
 
 }  // namespace
 
-RootDir::RootDir(const std::string& root) : m_path(root) {
+RootDir::RootDir(const std::string& root, bool network) : m_path(root), m_network(network) {
   m_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (m_fd < 0) throw std::system_error(errno_code(), "cannot open root " + root);
 }

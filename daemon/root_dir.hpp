@@ -15,13 +15,17 @@ namespace baton::daemon {
 class RootDir {
  public:
   // Opens ROOT (a directory). Throws std::system_error if it cannot.
-  explicit RootDir(const std::string& root);
+  // NETWORK: on a network filesystem, whose page cache may be stale.
+  explicit RootDir(const std::string& root, bool network = false);
   ~RootDir();
   RootDir(const RootDir&) = delete;
   RootDir& operator=(const RootDir&) = delete;
 
   int fd() const noexcept { return m_fd; }
   const std::string& path() const noexcept { return m_path; }
+  // Whether shared records must be read past the page cache: another node
+  // may have rewritten them (GlusterFS FUSE serves stale pages).
+  bool network() const noexcept { return m_network; }
 
   // openat2 beneath the root. Escapes come back as errc::path_outside_root.
   // May block (network filesystems): call off the event loop there.
@@ -36,6 +40,7 @@ class RootDir {
  private:
   int m_fd;
   std::string m_path;
+  bool m_network;
 };
 
 }  // namespace baton::daemon

@@ -67,7 +67,7 @@ class Daemon final : public SessionHost {
  public:
   Daemon(const DaemonOptions& options, int locks_dir_fd, bool local_fs)
       : m_options(options),
-        m_root(options.root),
+        m_root(options.root, !local_fs),
         m_instance(random_instance_id()),
         m_offload(4, local_fs),
         m_locks(m_io.get_executor(), locks_dir_fd, options.root + "/.baton/locks", m_offload,

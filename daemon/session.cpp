@@ -385,7 +385,7 @@ asio::awaitable<void> Session::handle_publish_begin(std::uint64_t id,
   int writer = -1;
   const RootDir& root = m_host.root();
   std::uint64_t instance = m_host.instance_id();
-  std::unique_ptr<StagedFile> staged = co_await m_host.offload().slow([&] {
+  std::unique_ptr<StagedFile> staged = co_await m_host.offload().quick([&] {
     auto created =
         StagedFile::create(root, request.path, request.mode, request.no_replace, instance, failure);
     if (created) writer = created->writer_fd(failure);
@@ -434,7 +434,7 @@ asio::awaitable<void> Session::handle_read(std::uint64_t id, protocol::ReadReque
   int fd = -1;
   VersionRecord record;
   std::uint64_t size = 0;
-  co_await m_host.offload().slow([&] {
+  co_await m_host.offload().quick([&] {
     fd = open_published(root, request.path, record, size, failure);
     return 0;
   });
@@ -458,7 +458,7 @@ asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitReque
   for (;;) {
     Failure failure;
     bool exists = false;
-    VersionRecord record = co_await m_host.offload().slow([&] {
+    VersionRecord record = co_await m_host.offload().quick([&] {
       VersionRecord found = read_version(root, request.path, failure);
       exists = path_exists(root, request.path, failure);
       return found;
@@ -492,7 +492,7 @@ asio::awaitable<void> Session::handle_enqueue_begin(std::uint64_t id,
   int writer = -1;
   const RootDir& root = m_host.root();
   std::uint64_t instance = m_host.instance_id();
-  std::unique_ptr<StagedItem> item = co_await m_host.offload().slow([&] {
+  std::unique_ptr<StagedItem> item = co_await m_host.offload().quick([&] {
     std::shared_ptr<Spool> spool = Spool::open(root, request.queue, /*create=*/true, failure);
     std::unique_ptr<StagedItem> created;
     if (spool) created = StagedItem::create(spool, instance, failure);
