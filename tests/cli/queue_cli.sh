@@ -95,17 +95,21 @@ expect "claim QUEUE --timeout 5 CMD (no --)" 0 ""
 empty_queue "acknowledged" q/cmd
 
 # CMD fails: its own code, the item back in new/, and claimable again.
+# (baton gives an item back without waiting for the daemon: poll for it.)
 run enqueue q/fail "$work/binary"
 id=$(cat "$work/out")
 run claim q/fail -- sh -c 'cat >/dev/null; exit 3'
 expect_quiet "CMD exits 3: its code, and the item is given back" 3
-check "the item is back in new/" "item $id not back in new/: $(files q/fail)" in_new q/fail "$id"
+check "the item is back in new/" "item $id not back in new/: $(files q/fail)" \
+    eventually 5 in_new q/fail "$id"
 run claim q/fail -- sh -c 'kill -TERM $$'
 expect_quiet "CMD killed by SIGTERM: 128+15" 143
-check "the item is back in new/" "item $id not back after CMD's death" in_new q/fail "$id"
+check "the item is back in new/" "item $id not back after CMD's death" \
+    eventually 5 in_new q/fail "$id"
 run claim q/fail -- /nonexistent/command
 expect_error "CMD not found" 127 "^baton: /nonexistent/command: No such file or directory$"
-check "the item is back in new/" "item $id not back after exec failed" in_new q/fail "$id"
+check "the item is back in new/" "item $id not back after exec failed" \
+    eventually 5 in_new q/fail "$id"
 run --socket "$sock_b" claim q/fail
 expect "the failed item is claimed again, whole" 0
 ((expected)) && same "with the same bytes" "$work/binary"
@@ -123,7 +127,8 @@ if eventually 10 test -s "$work/term.pid"; then
     wait "$claimer" || got=$?
     check "SIGTERM forwarded: CMD's trap exits 7, and so does baton" \
         "baton claim exited $got after SIGTERM: $(cat "$work/term.out")" test "$got" = 7
-    check "the item is back in new/" "item $id not back after SIGTERM" in_new q/term "$id"
+    check "the item is back in new/" "item $id not back after SIGTERM" \
+        eventually 5 in_new q/term "$id"
 else
     fail "CMD of the SIGTERM test did not start: $(cat "$work/term.out")"
     kill -KILL "$claimer" || true
