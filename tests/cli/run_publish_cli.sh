@@ -93,6 +93,18 @@ published "DEST keeps the newer holder's version" r/d.txt newer
 run run --lock job/d -n -- true
 expect "the lock is free afterwards" 0 ""
 
+# The daemon dies after CMD did its work: the lock is lost before anything
+# is published (whether baton notices while CMD runs or when it publishes),
+# so 74 and nothing published.
+sock_c=$work/c.sock
+start_daemon "$sock_c" pod-c
+pid_c=$daemon_pid
+run --socket "$sock_c" run --lock job/lost --publish out.txt=r/lost.txt -- \
+    sh -c 'printf "late" >out.txt; kill -KILL "$0"; exit 0' "$pid_c"
+wait "$pid_c" 2>/dev/null || true
+expect_error "the daemon dies before publishing: 74" 74 "lost"
+check "nothing published when the lock is lost" "r/lost.txt published without a lock" absent r/lost.txt
+
 # A hostile DEST is refused by the daemon before anything is published.
 run run --lock job/e --publish out.txt=r/e.txt --publish out.txt=../escape -- sh -c 'printf x >out.txt'
 expect "a DEST outside the root: 64" 64
