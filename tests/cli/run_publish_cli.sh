@@ -2,7 +2,8 @@
 # `baton run --publish LOCAL=DEST` end to end, against two real batond
 # daemons sharing a temporary root: CMD's outputs published under the lock's
 # token once it exits 0, nothing when it fails or an output is missing, a
-# newer holder's publish making ours stale, stdout left to CMD, usage errors.
+# newer holder's publish making ours stale, the lock lost (74), stdout left
+# to CMD, usage errors.
 #
 #   run_publish_cli.sh BATOND BATON
 # shellcheck disable=SC2016  # single-quoted $VARS are for CMD to expand
@@ -104,6 +105,18 @@ run --socket "$sock_c" run --lock job/lost --publish out.txt=r/lost.txt -- \
 wait "$pid_c" 2>/dev/null || true
 expect_error "the daemon dies before publishing: 74" 74 "lost"
 check "nothing published when the lock is lost" "r/lost.txt published without a lock" absent r/lost.txt
+
+# The lock file is removed while CMD runs: the daemon (checking its locks
+# every 0.1 s) reports the lock lost, baton stops CMD with SIGTERM, and even
+# though CMD then exits 0, it is 74 and nothing is published.
+sock_d=$work/d.sock
+start_daemon "$sock_d" pod-d --lock-check-interval 0.1
+run --socket "$sock_d" run --lock job/gone --kill-after 5 --publish out.txt=r/gone.txt -- \
+    sh -c 'trap "exit 0" TERM; printf "unfenced" >out.txt; rm "$0"
+        while :; do sleep 0.02; done' "$root/.baton/locks/job+gone.lock"
+expect_error "the lock file removed while CMD runs: 74" 74 \
+    "^baton: lock 'job/gone' lost: .*; stopping sh \(pid [0-9]+\)$"
+check "nothing published when the lock is lost" "r/gone.txt published without a lock" absent r/gone.txt
 
 # A hostile DEST is refused by the daemon before anything is published.
 run run --lock job/e --publish out.txt=r/e.txt --publish out.txt=../escape -- sh -c 'printf x >out.txt'
