@@ -11,8 +11,9 @@ namespace baton::cli {
 // Everything went well (or `baton run` passes CMD's own 0 through).
 inline constexpr int k_exit_ok = 0;
 // Bad command line: unknown option, bad value, missing --lock, no CMD, a lock
-// name outside the grammar, a path the daemon refused (invalid_path,
-// path_outside_root), or a request the daemon called invalid_argument.
+// name outside the grammar, a path or queue the daemon refused
+// (invalid_path, path_outside_root), or a request the daemon called
+// invalid_argument.
 inline constexpr int k_exit_usage = 64;  // EX_USAGE
 // Nothing to read: publish's or enqueue's SRC cannot be opened or read; a
 // LOCAL of run --publish is missing or unreadable (nothing was published);
@@ -40,7 +41,8 @@ inline constexpr int k_exit_lock_lost = 74;  // EX_IOERR
 inline constexpr int k_exit_busy = 75;  // EX_TEMPFAIL
 // publish --token N: a greater fencing token was already used to publish
 // DEST (stale_token): a newer holder of the lock has written; DEST is left as
-// it was. The same for run --publish, which publishes under the lock's token. Not the sysexits.h meaning of 76 (EX_PROTOCOL): none fits, and a
+// it was. The same for run --publish, which publishes under the lock's
+// token. Not the sysexits.h meaning of 76 (EX_PROTOCOL): none fits, and a
 // writer that lost its lock must be told apart from every other failure.
 inline constexpr int k_exit_stale_token = 76;
 // The daemon refused this client (allow-list), or the socket's permissions
