@@ -155,5 +155,34 @@ TEST(ParseMode, RefusesNonOctalNamingTheValue) {
   }
 }
 
+TEST(ParsePublishSpec, SplitsAtTheFirstEqualsSign) {
+  auto parsed = parse_publish_spec("out.csv=reports/today.csv", "invalid --publish");
+  ASSERT_TRUE(parsed) << parsed.error;
+  EXPECT_EQ(parsed.value->local, "out.csv");
+  EXPECT_EQ(parsed.value->dest, "reports/today.csv");
+  // Partitioned paths on the shared volume keep their '='.
+  parsed = parse_publish_spec("part.csv=sales/day=2026-11-23/part.csv", "x");
+  ASSERT_TRUE(parsed) << parsed.error;
+  EXPECT_EQ(parsed.value->local, "part.csv");
+  EXPECT_EQ(parsed.value->dest, "sales/day=2026-11-23/part.csv");
+}
+
+TEST(ParsePublishSpec, RefusesAMissingSideNamingTheValue) {
+  for (std::string_view bad : {"", "=", "out.csv", "out.csv=", "=reports/x"}) {
+    auto parsed = parse_publish_spec(bad, "invalid --publish");
+    EXPECT_FALSE(parsed) << bad;
+    EXPECT_NE(parsed.error.find("invalid --publish: '" + std::string(bad) + "'"),
+              std::string::npos)
+        << parsed.error;
+  }
+}
+
+TEST(ParsePublishSpec, EchoesControlCharactersAsQuestionMarks) {
+  auto parsed = parse_publish_spec("a\nb", "invalid --publish");
+  EXPECT_FALSE(parsed);
+  EXPECT_EQ(parsed.error.find('\n'), std::string::npos) << parsed.error;
+  EXPECT_NE(parsed.error.find("'a?b'"), std::string::npos) << parsed.error;
+}
+
 }  // namespace
 }  // namespace baton::cli
