@@ -96,7 +96,8 @@ int enqueue_command(int argc, char** argv, const GlobalOptions& global) {
   // Built with append, not "'" + ...: g++ 12 at -O3 warns a false
   // -Wrestrict on that operator+ chain.
   std::string source_name = "standard input";
-  if (!from_stdin) source_name.assign("'").append(printable(source)).append("'");
+  if (!from_stdin)
+    source_name.assign("'").append(printable(source)).append("'");
   int source_fd = STDIN_FILENO;
   if (!from_stdin) {
     source_fd = ::open(source.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC);

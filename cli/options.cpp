@@ -150,7 +150,8 @@ Parsed<PublishSpec> parse_publish_spec(std::string_view text,
   const std::size_t equals = text.find('=');
   if (equals == std::string_view::npos || equals == 0 ||
       equals + 1 == text.size()) {
-    result.error = refuse(what, text, "expected LOCAL=DEST, such as out.csv=reports/today.csv");
+    result.error = refuse(
+        what, text, "expected LOCAL=DEST, such as out.csv=reports/today.csv");
     return result;
   }
   result.value = PublishSpec{std::string(text.substr(0, equals)),

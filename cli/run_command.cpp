@@ -174,7 +174,8 @@ int parse(int argc, char** argv, RunOptions& options) {
   // A shared hold has no fencing token to publish under, and would let
   // several holders publish at once.
   if (!options.publishes.empty() && options.mode == LockMode::shared)
-    return usage_error(k_name, "--publish needs an exclusive lock, not --shared");
+    return usage_error(k_name,
+                       "--publish needs an exclusive lock, not --shared");
   if (optind >= argc) return usage_error(k_name, "no command to run");
   options.command = argv + optind;
   return -1;
@@ -270,8 +271,8 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
   // Signals stay blocked meanwhile: they are acted on once publishing is
   // done, so that a SIGTERM does not cut a set of publishes in half.
   if (code == k_exit_ok && !options.publishes.empty())
-    code = publish_outputs(client, lock, options.publishes,
-                           options.publish_mode);
+    code =
+        publish_outputs(client, lock, options.publishes, options.publish_mode);
   lock.release();
   client.close();
   return code;

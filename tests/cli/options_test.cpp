@@ -156,7 +156,8 @@ TEST(ParseMode, RefusesNonOctalNamingTheValue) {
 }
 
 TEST(ParsePublishSpec, SplitsAtTheFirstEqualsSign) {
-  auto parsed = parse_publish_spec("out.csv=reports/today.csv", "invalid --publish");
+  auto parsed =
+      parse_publish_spec("out.csv=reports/today.csv", "invalid --publish");
   ASSERT_TRUE(parsed) << parsed.error;
   EXPECT_EQ(parsed.value->local, "out.csv");
   EXPECT_EQ(parsed.value->dest, "reports/today.csv");
@@ -171,8 +172,9 @@ TEST(ParsePublishSpec, RefusesAMissingSideNamingTheValue) {
   for (std::string_view bad : {"", "=", "out.csv", "out.csv=", "=reports/x"}) {
     auto parsed = parse_publish_spec(bad, "invalid --publish");
     EXPECT_FALSE(parsed) << bad;
-    EXPECT_NE(parsed.error.find("invalid --publish: '" + std::string(bad) + "'"),
-              std::string::npos)
+    EXPECT_NE(
+        parsed.error.find("invalid --publish: '" + std::string(bad) + "'"),
+        std::string::npos)
         << parsed.error;
   }
 }
