@@ -30,6 +30,9 @@ while (($#)); do
     esac
 done
 [[ -n $baton && -n $batond && -n $image && -n $cache ]] || usage
+# validate.js runs from other directories: make the paths absolute.
+baton=$(realpath -- "$baton") batond=$(realpath -- "$batond")
+mkdir -p "$cache" && cache=$(realpath -- "$cache")
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 examples=$(cd "$here/../../k8s-examples" && pwd -P)
