@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # install-deps.sh: install baton's build and test dependencies on Debian 12.
 #
-#   scripts/install-deps.sh [--with-gluster] [--with-bench] [--with-podman]
+#   scripts/install-deps.sh [--with-gluster] [--with-node] [--with-bench] [--with-podman]
 #
 #   --with-gluster  glusterfs-server and -client (the cross-node e2e test)
+#   --with-node     nodejs and npm, unless a node and npm are already on PATH
+#                   (tests/k8s validates the manifests with kubernetes-models)
 #   --with-bench    hyperfine (bench/)
 #   --with-podman   podman, buildah, runc, debootstrap, ... (scripts/build-image.sh)
 #
@@ -16,7 +18,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 64
 }
 
@@ -29,6 +31,13 @@ packages=(
 for arg in "$@"; do
     case "$arg" in
     --with-gluster) packages+=(glusterfs-server glusterfs-client) ;;
+    --with-node)
+        # Another node (e.g. NodeSource's, which bundles npm) conflicts
+        # with Debian's npm package: keep whichever is there.
+        if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+            packages+=(nodejs npm)
+        fi
+        ;;
     --with-bench) packages+=(hyperfine) ;;
     --with-podman) packages+=(podman buildah runc debootstrap slirp4netns uidmap) ;;
     -h | --help) usage ;;

@@ -68,7 +68,7 @@ step_done() { printf '==> done in %ds\n' $((SECONDS - step_start)); }
 
 if ((deps)); then
     step "dependencies"
-    scripts/install-deps.sh --with-gluster
+    scripts/install-deps.sh --with-gluster --with-node
     step_done
 fi
 
