@@ -2,6 +2,7 @@
 # demo.sh: see baton work in a minute, on one machine, no Kubernetes needed.
 #
 #   scripts/demo.sh [--no-deps] [--no-build] [--build-dir DIR]
+#                   [--batond PATH --baton PATH]
 #
 # Installs the build dependencies, builds batond and baton (Release, in
 # build-release/), then plays two "pods" sharing one "volume":
@@ -10,24 +11,35 @@
 #   - a job in each pod appends to report.txt on the volume a few times under
 #     the lock 'report': they take turns, and the fencing token grows;
 #   - `baton status` shows who holds the lock, from either pod;
-#   - kill -9 of the job holding the lock frees it at once.
+#   - kill -9 of the job holding the lock frees it at once;
+#   - a writer in pod-a publishes report.csv while a reader in pod-b waits for
+#     each new version and reads it whole;
+#   - a queue: pod-a enqueues work, consumers in both pods claim it; a failed
+#     item comes back; every item is done exactly once.
+# With --no-build, the binaries come from DIR/bin/ or else DIR/daemon/ and
+# DIR/cli/ (a test build); --batond/--baton name them (and imply --no-build).
 # Everything (daemons, temp files) is cleaned up on exit, even on Ctrl-C.
+# The demo checks what it shows and exits 1 if baton misbehaved.
 # Set DEMO_PACE=0 to skip the pauses meant for human readers.
 set -euo pipefail
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 64
 }
 
 deps=1
 build=1
 build_dir="build-release"
+batond=""
+baton=""
 while (($#)); do
     case "$1" in
     --no-deps) deps=0; shift ;;
     --no-build) build=0; shift ;;
     --build-dir) [[ $# -ge 2 ]] || usage; build_dir=$2; shift 2 ;;
+    --batond) [[ $# -ge 2 ]] || usage; batond=$2; build=0; shift 2 ;;
+    --baton) [[ $# -ge 2 ]] || usage; baton=$2; build=0; shift 2 ;;
     -h | --help) usage ;;
     *) printf 'demo.sh: unknown argument %s\n' "$1" >&2; usage ;;
     esac
@@ -78,11 +90,23 @@ if ((build)); then
         -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$bin" >/dev/null
     cmake --build "$build_dir" -j2 --target batond baton_cli
 fi
-for b in batond baton; do
-    [[ -x "$bin/$b" ]] || { echo "demo.sh: $bin/$b is missing (build without --no-build first)" >&2; exit 1; }
+# find_binary NAME TEST_BUILD_SUBDIR: DIR/bin/NAME, else DIR/SUBDIR/NAME.
+find_binary() {
+    local b
+    for b in "$bin/$1" "$build_dir/$2/$1"; do
+        if [[ -x "$b" ]]; then
+            printf '%s\n' "$b"
+            return 0
+        fi
+    done
+    echo "demo.sh: $bin/$1 is missing (build without --no-build first)" >&2
+    exit 1
+}
+: "${batond:=$(find_binary batond daemon)}"
+: "${baton:=$(find_binary baton cli)}"
+for b in "$batond" "$baton"; do
+    [[ -x "$b" ]] || { echo "demo.sh: $b is not an executable" >&2; exit 1; }
 done
-batond="$bin/batond"
-baton="$bin/baton"
 
 # ------------------------------------------------------------------- set-up
 tmp=$(mktemp -d /tmp/baton-demo.XXXXXX)
@@ -187,6 +211,10 @@ wait "$job_a" "$job_b"
 
 section "report.txt on the shared volume"
 sed 's/^/    /' "$shared/report.txt"
+if ! awk 'NF != 5 || $5 + 0 <= last { bad = 1 } { last = $5 + 0 } END { exit bad || NR != 6 }' "$shared/report.txt"; then
+    echo "demo.sh: expected six whole lines with growing tokens in report.txt" >&2
+    exit 1
+fi
 say demo "Six whole lines, in lock order. The fencing token (BATON_TOKEN) grew on every turn,"
 say demo "across both pods (it jumps when the lock moves to another pod: each sidecar reserves"
 say demo "a block of tokens on the volume). A writer can stamp its output with it; a stale"
@@ -243,13 +271,173 @@ else
 fi
 pause 1
 
-# ===================== PART 2: file handoff and spool queues (to be written) ===
-# Append part 2 here: `baton publish` / `baton cat` / `baton wait` between the
-# two pods (a reader never sees a half-written file), and `baton enqueue` /
-# `baton claim` as a queue between them. The daemons of both pods are still
-# running; use `inpod POD "$baton" ...`, `say POD TEXT`, `section TITLE`, `show
-# POD ARGS...`, `pause SECONDS`, and add background pids to bg_pids for clean-up.
-# ==================================================== END OF PART 2 ==========
+# ====================================================== PART 2: file handoff
+section "part 2: pod-a's writer publishes report.csv, pod-b's reader waits for it"
+
+reports=3
+# report_check FILE: "R ROWS" if FILE is a whole report (header, ROWS rows and
+# the footer "# report R of N: ROWS rows"), else nothing and status 1.
+report_check() {
+    awk 'NR == 1 { ok = ($0 == "id,region,amount"); next }
+         /^# report / { footer = $0; r = $3; want = $6; next }
+         { rows++ }
+         END {
+             if (!ok || footer !~ /^# report [0-9]+ of [0-9]+: [0-9]+ rows$/ || rows != want) exit 1
+             print r, rows
+         }' "$1"
+}
+
+# The writer job of pod-a: builds each report in its own scratch directory
+# (slowly, as a real job would), then publishes it in one step.
+writer_job() {
+    local r rows chunk v scratch="$tmp/pod-a/scratch/report.csv"
+    mkdir -p "$(dirname "$scratch")"
+    for ((r = 1; r <= reports; r++)); do
+        rows=$((r * 4000))
+        say pod-a "pod-a's writer builds report $r ($rows rows) in its own scratch file, a chunk at a time..."
+        echo "id,region,amount" >"$scratch"
+        for ((chunk = 0; chunk < 4; chunk++)); do
+            awk -v from=$((chunk * rows / 4 + 1)) -v to=$(((chunk + 1) * rows / 4)) 'BEGIN {
+                split("north south east west", region)
+                for (i = from; i <= to; i++) printf "%d,%s,%d\n", i, region[i % 4 + 1], (i * 7919) % 1000
+            }' >>"$scratch"
+            pause 0.3
+        done
+        echo "# report $r of $reports: $rows rows" >>"$scratch"
+        v=$(inpod pod-a "$baton" publish "$scratch" report.csv)
+        say pod-a "pod-a$ baton publish scratch/report.csv report.csv  ->  version $v: on the volume, all at once"
+        # Even at DEMO_PACE=0, leave pod-b's reader time to read each version.
+        sleep "$(awk -v p="$pace" 'BEGIN { print 1.5 * p + 0.3 }')"
+    done
+}
+
+# The reader job of pod-b: waits for each new version and reads it whole.
+reader_job() {
+    local v seen got copy="$tmp/pod-b/report.csv"
+    say pod-b "pod-b$ baton wait report.csv   (it does not exist yet: the reader blocks)"
+    v=$(inpod pod-b "$baton" wait report.csv --timeout 30)
+    while :; do
+        inpod pod-b "$baton" cat report.csv >"$copy"
+        if ! got=$(report_check "$copy"); then
+            say pod-b "pod-b's reader got a HALF report (version $v): $(wc -l <"$copy") lines"
+            : >"$tmp/half-report"
+            return 1
+        fi
+        say pod-b "pod-b's reader woke for version $v; baton cat gave report ${got% *}: ${got#* } rows + footer, whole"
+        ((${got% *} < reports)) || break
+        say pod-b "pod-b$ baton wait report.csv --newer-than $v"
+        seen=$v
+        v=$(inpod pod-b "$baton" wait report.csv --newer-than "$seen" --timeout 30)
+    done
+}
+
+# A dashboard in pod-b that reads report.csv straight off the volume with a
+# plain cat (no baton, as nginx would), as fast as it can.
+dashboard() {
+    local reads=0 whole=0 copy="$tmp/pod-b/dashboard.csv"
+    while [[ ! -e "$tmp/writer-done" ]]; do
+        cat "$shared/report.csv" >"$copy" 2>/dev/null || continue
+        reads=$((reads + 1))
+        if report_check "$copy" >/dev/null; then whole=$((whole + 1)); fi
+    done
+    echo "$reads $whole" >"$tmp/dashboard.counts"
+}
+
+say demo "The reader does not poll the file nor guess a schedule: 'baton wait' returns when a newer"
+say demo "version exists, from whichever pod published it (across nodes the sidecar polls the volume)."
+reader_job &
+reader=$!
+bg_pids+=("$reader")
+sleep 0.3 # (only so that the narration shows the reader waiting first)
+dashboard &
+dash=$!
+bg_pids+=("$dash")
+writer_job
+: >"$tmp/writer-done"
+wait "$dash"
+if ! wait "$reader" || [[ -e "$tmp/half-report" ]]; then
+    echo "demo.sh: pod-b's reader failed (above)" >&2
+    exit 1
+fi
+read -r dash_reads dash_whole <"$tmp/dashboard.counts"
+say pod-b "Meanwhile pod-b's dashboard read report.csv with plain cat, no baton, $dash_reads times:" \
+    "$dash_whole whole reports, $((dash_reads - dash_whole)) half ones."
+if ((dash_whole != dash_reads)); then
+    echo "demo.sh: a plain reader saw a half-written report.csv" >&2
+    exit 1
+fi
+say demo "publish writes a hidden file beside report.csv and renames it over the old one: every reader,"
+say demo "with baton or without, sees the old version or the new one, never a mix. The version grows by"
+say demo "one with each publish, in any pod."
+pause 2
+
+# ========================================================= PART 2b: a queue
+section "part 2b: a queue between two jobs, each item done exactly once"
+say demo "pod-a's producer enqueues work; consumers in pod-b and pod-a claim it."
+for photo in photo-1.jpg photo-2.jpg photo-3.jpg photo-4.jpg photo-5.jpg photo-6.jpg; do
+    id=$(echo "$photo" | inpod pod-a "$baton" enqueue queues/thumbnails -)
+    say pod-a "pod-a$ echo $photo | baton enqueue queues/thumbnails -   ->  item $id"
+done
+pause 1
+
+# The consumer's command: the item on stdin, its id in BATON_ITEM. It fails
+# photo-3.jpg the first time it is seen (exit 1: baton claim gives it back).
+# shellcheck disable=SC2016 # expanded by sh -c
+consume_cmd='photo=$(cat)
+if [ "$photo" = photo-3.jpg ] && mkdir "$MARKS/photo-3" 2>/dev/null; then
+    echo "$POD'"'"'s consumer fails on $photo: exit 1, so the item goes back to the queue"
+    exit 1
+fi
+echo "$POD'"'"'s consumer claimed $photo: making its thumbnail"
+sleep "$WORK"
+echo "$photo $POD" >>"$SHARED/thumbnails.done"'
+
+# consumer POD: claims items until the queue stays empty for a second.
+consumer() {
+    local pod=$1 rc
+    while :; do
+        rc=0
+        POD=$pod MARKS=$tmp SHARED=$shared WORK=$(awk -v p="$pace" 'BEGIN { print 0.8 * p + 0.1 }') \
+            inpod "$pod" "$baton" claim queues/thumbnails --timeout 1 -- sh -c "$consume_cmd" |
+            while IFS= read -r line; do say "$pod" "$line"; done || rc=$?
+        case $rc in
+        0 | 1) ;;
+        75)
+            say "$pod" "$pod's consumer: nothing left (baton claim timed out: exit 75)"
+            return 0
+            ;;
+        *)
+            echo "demo.sh: $pod's baton claim exited $rc" >&2
+            return 1
+            ;;
+        esac
+    done
+}
+
+say demo "Each consumer runs:  baton claim queues/thumbnails --timeout 1 -- make-thumbnail"
+say demo "(exit 0 acknowledges the item; any other exit, or death, gives it back)"
+consumer pod-b &
+consumer_b=$!
+sleep 0.05 # (pod-b first, only for the narration)
+consumer pod-a &
+consumer_a=$!
+bg_pids+=("$consumer_a" "$consumer_b")
+wait "$consumer_a" || exit 1
+wait "$consumer_b" || exit 1
+
+section "thumbnails.done on the shared volume"
+sed 's/^/    /' "$shared/thumbnails.done"
+done_items=$(wc -l <"$shared/thumbnails.done")
+twice=$(awk '{ print $1 }' "$shared/thumbnails.done" | sort | uniq -d | tr '\n' ' ')
+redone_by=$(awk '$1 == "photo-3.jpg" { print $2 }' "$shared/thumbnails.done")
+if ((done_items != 6)) || [[ -n "$twice" || -z "$redone_by" ]]; then
+    echo "demo.sh: expected each of the 6 photos done once; done $done_items, twice: ${twice:-none}" >&2
+    exit 1
+fi
+say demo "6 items, 6 thumbnails, none twice: a claim renames the item from new/ to cur/ on the volume,"
+say demo "and only one rename can win, whichever pod tries. photo-3.jpg failed once, went back to the"
+say demo "queue and was done by $redone_by. Had a consumer been killed mid-item, its item would come back too."
+pause 1
 
 section "done"
 say demo "Daemons stopped and $tmp removed on exit."
