@@ -79,6 +79,31 @@ void recover_abandoned(int tmp, int cur, int fresh) {
   }
 }
 
+// The queue whose own tmp/, new/ or cur/ PATH lies in, or "": a queue in
+// there would be scanned and swept as that queue's items.
+std::string enclosing_queue(const RootDir& root, const std::string& path) {
+  for (std::size_t slash = path.find('/'); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    const std::size_t next_end = path.find('/', slash + 1);
+    const std::string_view next = std::string_view(path).substr(
+        slash + 1, next_end == std::string::npos ? std::string::npos : next_end - slash - 1);
+    if (next != "tmp" && next != "new" && next != "cur") continue;
+    const std::string parent = path.substr(0, slash);
+    bool is_queue = true;
+    for (const char* part : {"/tmp", "/new", "/cur"}) {
+      std::error_code ec;
+      int fd = root.open_beneath(parent + part, O_RDONLY | O_DIRECTORY, 0, ec);
+      if (fd < 0) {
+        is_queue = false;
+        break;
+      }
+      ::close(fd);
+    }
+    if (is_queue) return parent;
+  }
+  return {};
+}
+
 }  // namespace
 
 Spool::~Spool() {
@@ -92,9 +117,19 @@ std::unique_ptr<Spool> Spool::open(const RootDir& root, const std::string& path,
   spool->m_path = path;
   std::error_code ec;
   std::string leaf;
+  if (std::string outer = enclosing_queue(root, path); !outer.empty()) {
+    failure = {make_error_code(errc::invalid_path),
+               "queue " + path + " lies inside queue " + outer + "'s own directories"};
+    return nullptr;
+  }
   // The queue directory itself: open_parent of "<queue>/tmp" creates it.
   int queue_dir = root.open_parent(path + "/tmp", create, leaf, ec);
   if (queue_dir < 0) {
+    if (ec == std::errc::not_a_directory) {
+      failure = {make_error_code(errc::invalid_path),
+                 "queue " + path + ": it, or a directory above it, is a file"};
+      return nullptr;
+    }
     failure = {ec == std::errc::no_such_file_or_directory ? make_error_code(errc::not_found) : ec,
                "queue " + path + ": " + (ec == errc::path_outside_root
                                              ? std::string("resolves outside the root")

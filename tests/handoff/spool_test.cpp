@@ -236,6 +236,29 @@ TEST_F(Handoff, ClaimSkipsDotFiles) {
                                       ".nfs0000000000001a2b00000001"}));
 }
 
+// A queue inside another queue's own directories would be scanned and swept
+// as its items, and a file is no queue: both refused as invalid paths, and
+// nothing is created.
+TEST_F(Handoff, QueueInsideAQueueOrOnAFileIsRefused) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  enqueue(client, "outer", 1);
+  write_file(root() + "/plain", "not a queue");
+  for (const char* queue : {"outer/new", "outer/cur/deeper", "outer/tmp", "plain", "plain/q"}) {
+    std::error_code ec;
+    client.claim(queue, 0ms, ec);
+    EXPECT_EQ(ec, make_error_code(errc::invalid_path)) << queue << ": " << ec.message();
+    EXPECT_EQ(client.last_error_message().find('\n'), std::string::npos);
+    client.enqueue(queue, ec);
+    EXPECT_EQ(ec, make_error_code(errc::invalid_path)) << queue << ": " << ec.message();
+  }
+  EXPECT_EQ(list_dir(root() + "/outer/new").size(), 1u) << "a queue was made inside outer/new";
+  // A directory merely named like one is fine where no queue owns it.
+  enqueue(client, "inbox/new", 2);
+  QueueItem item = client.claim("inbox/new", 5s);
+  EXPECT_TRUE(item);
+}
+
 // A claimed item that is not acknowledged goes back to the queue: when the
 // QueueItem is dropped, when the consumer process is killed -9, and when
 // the consumer's daemon is killed -9 (another pod takes it back from cur/).
