@@ -43,14 +43,18 @@ asio::awaitable<void> ChangeNotifier::run() {
     auto [ec, size] = co_await m_inotify.async_read_some(asio::buffer(events), k_tuple);
     if (ec) break;
     (void)size;  // which record changed does not matter: every waiter re-checks
+    ++m_generation;
     m_changed.cancel();
   }
 }
 
-void ChangeNotifier::watch(const std::string& dir) {
-  if (!m_inotify.is_open() || m_watched.size() >= 4096 || !m_watched.insert(dir).second) return;
-  ::inotify_add_watch(m_inotify.native_handle(), dir.c_str(),
-                      IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE);
+bool ChangeNotifier::watch(const std::string& dir) {
+  if (!m_inotify.is_open() || m_watched.size() >= 4096 || m_watched.contains(dir)) return false;
+  if (::inotify_add_watch(m_inotify.native_handle(), dir.c_str(),
+                          IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE) < 0)
+    return false;  // not there yet: tried again on the next wait
+  m_watched.insert(dir);
+  return true;
 }
 
 void ChangeNotifier::stop() {
@@ -60,7 +64,9 @@ void ChangeNotifier::stop() {
 }
 
 asio::awaitable<void> ChangeNotifier::wait_for_change(
-    std::optional<std::chrono::steady_clock::time_point> deadline) {
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    std::optional<std::uint64_t> seen) {
+  if (seen && *seen != m_generation) co_return;
   auto until = std::chrono::steady_clock::now() + m_poll_interval;
   if (deadline && *deadline < until) until = *deadline;
   asio::steady_timer poll(m_changed.get_executor(), until);

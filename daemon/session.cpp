@@ -458,10 +458,12 @@ asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitReque
   for (;;) {
     Failure failure;
     bool exists = false;
+    const std::uint64_t seen = m_host.changes().generation();
     VersionRecord record = co_await m_host.offload().quick([&] {
-      VersionRecord found = read_version(root, request.path, failure);
+      // Existence first: the version read after it is at least that of the
+      // file seen, never the record of before a publish that just landed.
       exists = path_exists(root, request.path, failure);
-      return found;
+      return read_version(root, request.path, failure);
     });
     if (failure) {
       send_error(id, failure);
@@ -481,7 +483,7 @@ asio::awaitable<void> Session::handle_wait(std::uint64_t id, protocol::WaitReque
                              : "timed out waiting for " + request.path + " to exist"));
       co_return;
     }
-    co_await m_host.changes().wait_for_change(deadline);
+    co_await m_host.changes().wait_for_change(deadline, seen);
   }
 }
 
@@ -542,6 +544,7 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
   for (;;) {
     Failure failure;
     int reader = -1;
+    const std::uint64_t seen = m_host.changes().generation();
     std::unique_ptr<ClaimedItem> item = co_await m_host.offload().slow([&] {
       if (!spool) spool = Spool::open(root, request.queue, /*create=*/true, failure);
       std::unique_ptr<ClaimedItem> claimed;
@@ -576,8 +579,10 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
                                   "no item in queue " + request.queue + " within the timeout"));
       co_return;
     }
-    m_host.changes().watch(m_host.root().path() + "/" + request.queue + "/new");
-    co_await m_host.changes().wait_for_change(deadline);
+    // Watched only now that the scan made the queue: look once more before
+    // sleeping, for an item that came before the watch did.
+    if (m_host.changes().watch(m_host.root().path() + "/" + request.queue + "/new")) continue;
+    co_await m_host.changes().wait_for_change(deadline, seen);
   }
 }
 
