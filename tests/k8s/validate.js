@@ -535,6 +535,8 @@ function check_baton_argv(words, cli) {
     problems.push(`baton ${name}: needs ${usage.required} operand(s), got ${operands.length}`);
   if (usage.command === "required" && (!cmd || cmd.length === 0))
     problems.push(`baton ${name}: no command to run`);
+  if (usage.command && cmd !== null && cmd.length === 0)
+    problems.push(`baton ${name}: no command after "--"`);
   if (!usage.command && cmd !== null && cmd.length > 0)
     problems.push(`baton ${name}: takes no command after --`);
   if (name === "run" && !words.some((w) => w === "--lock" || w.startsWith("--lock=")))
