@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "baton/error.hpp"
+#include "daemon/open_or_create.hpp"
 
 namespace baton::daemon {
 namespace {
@@ -116,11 +117,8 @@ std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file,
                                          std::error_code& ec) {
   // O_NOFOLLOW: a symlink planted in the locks directory must not redirect
   // our writes; the name itself was validated, so no '/' or '..' here.
-  int fd = ::openat(dir_fd, file.c_str(),
-                    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
-  if (fd < 0 && uncached_reads && errno == EINVAL)  // no O_DIRECT here
-    fd = ::openat(dir_fd, file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-                  0644);
+  const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+  int fd = open_or_create(flags, [&] { return ::openat(dir_fd, file.c_str(), flags, 0644); });
   if (fd < 0) {
     ec = errno_code();
     return nullptr;

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "baton/error.hpp"
+#include "daemon/open_or_create.hpp"
 
 namespace baton::daemon {
 namespace {
@@ -20,11 +21,13 @@ int openat2_beneath(int dir, const char* path, int flags, mode_t mode) {
   how.flags = static_cast<std::uint64_t>(flags) | O_CLOEXEC;
   how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  int fd;
-  do {
-    fd = static_cast<int>(::syscall(SYS_openat2, dir, path, &how, sizeof how));
-  } while (fd < 0 && errno == EAGAIN);  // a concurrent rename: retry
-  return fd;
+  return open_or_create(flags, [&] {
+    int fd;
+    do {
+      fd = static_cast<int>(::syscall(SYS_openat2, dir, path, &how, sizeof how));
+    } while (fd < 0 && errno == EAGAIN);  // a concurrent rename: retry
+    return fd;
+  });
 }
 
 // EXDEV: the path (or a symlink in it) leads out of the root. ELOOP with

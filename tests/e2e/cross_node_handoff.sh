@@ -4,9 +4,14 @@
 # GlusterFS volume mounted twice with direct-io-mode=enable, see
 # scripts/gluster-volume.sh), one batond per mount.
 #
-#   tests/e2e/cross_node_handoff.sh BATOND BATON
+#   tests/e2e/cross_node_handoff.sh BATOND BATON [BATON_CREATE_RACE]
 #
 # It:
+#   0. with BATON_CREATE_RACE (tests/e2e/create_race.cpp): the two mounts open
+#      the same new files at one instant E2E_CREATE_ROUNDS (1000) times, as
+#      daemons do for the version record of a new path and the lock file of
+#      a new lock; none of baton's opens may fail (GlusterFS answers the loser
+#      of a plain O_CREAT race with EEXIST, as CI once saw);
 #   1. publishes E2E_PUBLISHES (30) versions of a E2E_BYTES (4 MiB) file from
 #      node1, each random and ending in a trailer with its sequence number and
 #      the SHA-256 of the rest, while node2 reads it over and over through
@@ -23,6 +28,10 @@
 #   2b. node1 and node2 both publish E2E_RACE_PUBLISHES (8) versions of one
 #      path at once: the versions printed must be 1..2N, each once, and the
 #      content both nodes then read must be the one with the highest version;
+#   2c. node1 and node2 both publish to E2E_FRESH_NAMES (20) new paths and
+#      take as many new locks, in the same order, at once (creating the same
+#      version records and lock files together): every call must succeed and
+#      every path must then be at version 2 on both nodes;
 #   3. fencing: node2 gets token T_old from the lock 'fence', then node1 gets
 #      T_new > T_old and publishes under it; node2's publish with T_old must be
 #      refused (exit 76) and change nothing (version, content, no staging file
@@ -56,6 +65,8 @@ publishes=${E2E_PUBLISHES:-30}
 body_bytes=${E2E_BYTES:-4194304}
 wait_rounds=${E2E_WAIT_ROUNDS:-4}
 race_publishes=${E2E_RACE_PUBLISHES:-8}
+fresh_names=${E2E_FRESH_NAMES:-20}
+create_rounds=${E2E_CREATE_ROUNDS:-1000}
 wake_max=${E2E_WAKE_MAX:-5}
 items=${E2E_ITEMS:-100}
 consumers=${E2E_CONSUMERS:-3}
@@ -73,12 +84,13 @@ skip() {
 }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
-if [[ $# -ne 2 ]]; then
-    echo "usage: cross_node_handoff.sh BATOND BATON" >&2
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+    echo "usage: cross_node_handoff.sh BATOND BATON [BATON_CREATE_RACE]" >&2
     exit 64
 fi
 batond=$(realpath "$1")
 baton=$(realpath "$2")
+create_race=${3:+$(realpath "$3")}
 [[ -x "$batond" ]] || fail "batond not executable: $1"
 [[ -x "$baton" ]] || fail "baton not executable: $2"
 
@@ -275,6 +287,15 @@ mapfile -t mounts <"$tmp/mounts"
 ((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
 log "volume up in $((SECONDS - t0))s: ${mounts[*]}"
 
+# ------------------------------------------- 0. creating the same new files
+if [[ -n "$create_race" ]]; then
+    log "create-race phase: the two mounts open the same new files with O_CREAT at one instant, $create_rounds times"
+    out=$("$create_race" "${mounts[0]}" "${mounts[1]}" "$create_rounds" 2>&1) ||
+        fail "creating the same files from two nodes at once failed: $(tail -n 5 <<<"$out")"
+    log "create-race phase OK: $out"
+    rm -rf "${mounts[0]}/create-race"
+fi
+
 # ----------------------------------------------------------------- daemons
 sock() { printf '%s/node%d/baton.sock' "$tmp" "$1"; }
 # on NODE_INDEX CMD...: run CMD with that node's socket.
@@ -468,6 +489,38 @@ done
 interleaved=$(awk '{ print int($2 / 1000) }' "$tmp/race-all" | uniq | wc -l)
 log "concurrent-publish phase OK in ${race_s}s: versions 1..$want, each printed once, $interleaved runs of one node;" \
     "the content both nodes read is the one with version $want"
+
+# ------------------------------------------------ 2c. first use of new names
+# Both nodes create the same new files at once: the version record of a new
+# path and the lock file of a new lock. On FUSE and NFS, O_CREAT is a lookup
+# then a create, and the loser of that race sees EEXIST.
+log "fresh-name phase: node1 and node2 both publish to $fresh_names new paths and lock $fresh_names new names at once"
+fresh_racer() {
+    local i=$1 j out
+    printf 'from node%s\n' "$i" >"$tmp/fresh-node$i"
+    while [[ ! -e "$tmp/fresh-go" ]]; do sleep 0.01; done
+    for ((j = 1; j <= fresh_names; j++)); do
+        out=$(on "$i" "$baton" publish "$tmp/fresh-node$i" "fresh/p$j" 2>&1) ||
+            echo "node$i: publish fresh/p$j: $out" >>"$tmp/fresh-errors"
+        out=$(on "$i" "$baton" run --lock "fresh-$j" -- true 2>&1) ||
+            echo "node$i: lock fresh-$j: $out" >>"$tmp/fresh-errors"
+    done
+}
+fresh_racer 1 &
+racer1=$!
+fresh_racer 2 &
+racer2=$!
+bg_pids+=("$racer1" "$racer2")
+: >"$tmp/fresh-go"
+wait "$racer1" "$racer2"
+[[ ! -s "$tmp/fresh-errors" ]] || fail "first uses of new names from two nodes failed: $(head -n 5 "$tmp/fresh-errors")"
+for ((j = 1; j <= fresh_names; j++)); do
+    for i in 1 2; do
+        v=$(on "$i" "$baton" wait "fresh/p$j" --timeout 5) || fail "baton wait fresh/p$j on node$i failed"
+        ((v == 2)) || fail "fresh/p$j is at version $v on node$i after one publish from each node, expected 2"
+    done
+done
+log "fresh-name phase OK: $((2 * fresh_names)) publishes and $((2 * fresh_names)) locks, every path at version 2 on both nodes"
 
 # ---------------------------------------------------------------- 3. fencing
 log "fencing phase: a stale token from node2 after node1 published under a newer one"
