@@ -75,6 +75,7 @@ class Daemon final : public SessionHost {
                                 options.max_local_handovers, 256, !local_fs}),
         m_changes(m_io.get_executor(), options.root + "/" + k_versions_dir,
                   options.poll_interval),
+        m_backlogs(options.poll_interval),
         m_acceptor(m_io),
         m_signals(m_io, SIGTERM, SIGINT),
         m_started(std::chrono::steady_clock::now()) {
@@ -127,6 +128,7 @@ class Daemon final : public SessionHost {
   Offload& offload() override { return m_offload; }
   const RootDir& root() const override { return m_root; }
   ChangeNotifier& changes() override { return m_changes; }
+  Backlogs& backlogs() override { return m_backlogs; }
   std::uint64_t instance_id() const override { return m_instance; }
   const SessionLimits& session_limits() const override { return m_limits; }
   const std::string& greeting() const override { return m_greeting; }
@@ -295,6 +297,7 @@ class Daemon final : public SessionHost {
   Offload m_offload;
   LockTable m_locks;
   ChangeNotifier m_changes;
+  Backlogs m_backlogs;
   Protocol::acceptor m_acceptor;
   asio::signal_set m_signals;
   SessionLimits m_limits;

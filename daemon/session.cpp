@@ -540,19 +540,34 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
   std::optional<Clock::time_point> deadline;
   if (request.timeout) deadline = Clock::now() + *request.timeout;
   const RootDir& root = m_host.root();
+  Backlogs& backlogs = m_host.backlogs();
   std::shared_ptr<Spool> spool;
+  std::shared_ptr<Backlog> backlog;
   for (;;) {
     Failure failure;
     int reader = -1;
     const std::uint64_t seen = m_host.changes().generation();
-    std::unique_ptr<ClaimedItem> item = co_await m_host.offload().slow([&] {
-      if (!spool) spool = Spool::open(root, request.queue, /*create=*/true, failure);
+    auto claim_one = [&] {
+      if (!spool) {
+        spool = Spool::open(root, request.queue, /*create=*/true, failure);
+        if (spool) backlog = backlogs.of(request.queue, spool->new_dir());
+      }
       std::unique_ptr<ClaimedItem> claimed;
-      if (spool) claimed = claim_next(spool, failure);
+      if (spool) claimed = claim_next(spool, backlog, backlogs.rescan_after(), failure);
       if (claimed) reader = claimed->reader_fd(failure);
       if (claimed && reader < 0) claimed.reset();  // returns it to new/
+      if (spool && !claimed) backlogs.forget(request.queue, backlog);  // empty
       return claimed;
-    });
+    };
+    // Taking a remembered name is a few quick calls; listing new/ is not.
+    std::shared_ptr<Backlog> known = backlog ? backlog : backlogs.find(request.queue);
+    const bool lists = !known || known->needs_listing(Backlog::Clock::now(),
+                                                      backlogs.rescan_after());
+    std::unique_ptr<ClaimedItem> item;
+    if (lists)
+      item = co_await m_host.offload().slow(claim_one);
+    else
+      item = co_await m_host.offload().quick(claim_one);
     if (failure) {
       send_error(id, failure);
       co_return;
@@ -560,7 +575,7 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
     if (item) {
       if (m_closing) {
         ::close(reader);
-        co_await m_host.offload().slow([&] {
+        co_await m_host.offload().quick([&] {
           item.reset();  // nobody to process it: back to new/
           return 0;
         });
@@ -596,7 +611,7 @@ asio::awaitable<void> Session::finish_claim(std::uint64_t id, std::uint64_t clai
   std::shared_ptr<ClaimedItem> item(std::move(it->second));
   m_claims.erase(it);
   Failure failure;
-  bool done = co_await m_host.offload().slow([&] {
+  bool done = co_await m_host.offload().quick([&] {  // an unlink or a rename
     bool ok = ack ? item->ack(failure) : item->nack(failure);
     item.reset();
     return ok;

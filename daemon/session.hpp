@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon/backlog.hpp"
 #include "daemon/change_notifier.hpp"
 #include "daemon/lock_table.hpp"
 #include "daemon/offload.hpp"
@@ -42,6 +43,7 @@ class SessionHost {
   virtual Offload& offload() = 0;
   virtual const RootDir& root() const = 0;
   virtual ChangeNotifier& changes() = 0;
+  virtual Backlogs& backlogs() = 0;
   virtual std::uint64_t instance_id() const = 0;
   virtual const SessionLimits& session_limits() const = 0;
   virtual const std::string& greeting() const = 0;

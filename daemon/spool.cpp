@@ -213,20 +213,29 @@ std::optional<std::string> StagedItem::commit(Failure& failure) {
   return m_id;
 }
 
-std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool, Failure& failure) {
-  recover_abandoned(spool->m_tmp, spool->m_cur, spool->m_new);
-  for (const std::string& name : list_items(spool->m_new)) {
-    int fd = ::openat(spool->m_new, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
+                                        std::shared_ptr<Backlog> backlog,
+                                        Backlog::Clock::duration rescan_after, Failure& failure) {
+  bool listed = false;
+  const Backlog::Lister list = [&spool, &listed] {
+    listed = true;
+    recover_abandoned(spool->m_tmp, spool->m_cur, spool->m_new);
+    return list_items(spool->m_new);
+  };
+  const auto now = Backlog::Clock::now();
+  while (std::optional<std::string> name = backlog->take(now, rescan_after, list, !listed)) {
+    int fd = ::openat(spool->m_new, name->c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;  // taken meanwhile
     // Lock first, then move: the item is never in cur/ unlocked by a live
     // consumer, so recovery cannot steal it back.
-    if (!ofd_lock(fd, F_WRLCK, false) || !move_item(fd, spool->m_new, spool->m_cur, name)) {
+    if (!ofd_lock(fd, F_WRLCK, false) || !move_item(fd, spool->m_new, spool->m_cur, *name)) {
       ::close(fd);
       continue;  // another consumer won this one
     }
     auto item = std::unique_ptr<ClaimedItem>(new ClaimedItem());
     item->m_spool = spool;
-    item->m_id = name;
+    item->m_backlog = backlog;
+    item->m_id = std::move(*name);
     item->m_fd = fd;
     return item;
   }
@@ -266,6 +275,7 @@ bool ClaimedItem::nack(Failure& failure) {
     failure = errno_failure("cannot return item " + m_id);
     return false;
   }
+  if (m_backlog) m_backlog->put_back(m_id);
   return true;
 }
 

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/backlog.hpp"
 #include "daemon/publish.hpp"
 #include "daemon/root_dir.hpp"
 
@@ -38,7 +39,9 @@ class Spool {
  private:
   friend class StagedItem;
   friend class ClaimedItem;
-  friend std::unique_ptr<class ClaimedItem> claim_next(std::shared_ptr<Spool>, Failure&);
+  friend std::unique_ptr<class ClaimedItem> claim_next(std::shared_ptr<Spool>,
+                                                       std::shared_ptr<Backlog>,
+                                                       Backlog::Clock::duration, Failure&);
   Spool() = default;
   std::string m_path;
   int m_tmp = -1;
@@ -77,16 +80,23 @@ class ClaimedItem {
   bool nack(Failure& failure);  // returns it to new/
 
  private:
-  friend std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool>, Failure&);
+  friend std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool>,
+                                                 std::shared_ptr<Backlog>,
+                                                 Backlog::Clock::duration, Failure&);
   ClaimedItem() = default;
   std::shared_ptr<Spool> m_spool;
+  std::shared_ptr<Backlog> m_backlog;  // told when the item goes back
   std::string m_id;
   int m_fd = -1;
   bool m_done = false;
 };
 
-// Returns abandoned items in cur/ to new/, then claims the oldest item of
-// new/; null (and no failure) when the queue is empty.
-std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool, Failure& failure);
+// Claims the oldest item of new/ that BACKLOG remembers. When it remembers
+// none, or its listing is older than RESCAN_AFTER, abandoned items in cur/
+// go back to new/ and new/ is listed again. Null (and no failure) when the
+// queue is empty.
+std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
+                                        std::shared_ptr<Backlog> backlog,
+                                        Backlog::Clock::duration rescan_after, Failure& failure);
 
 }  // namespace baton::daemon

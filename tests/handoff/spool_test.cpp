@@ -216,6 +216,80 @@ TEST_F(Handoff, SpoolFifo) {
   expect_queue_empty(root() + "/" + queue);
 }
 
+// A daemon remembers the names it listed in new/ between claims. An item
+// another pod gives back meanwhile is older than those names: it must come
+// next once the listing is older than --poll-interval, and every item must
+// still come out exactly once.
+TEST_F(Handoff, ClaimSeesAnItemAnotherPodReturnedAfterTheRescanInterval) {
+  DaemonProcess& a = start_daemon("a");
+  DaemonProcess& b = start_daemon("b", {"--poll-interval", "0.2"});
+  Client ca = connect(a.socket());
+  Client cb = connect(b.socket());
+  const std::string queue = "returned";
+  std::vector<std::string> ids;
+  for (int index = 0; index < 6; ++index) ids.push_back(enqueue(ca, queue, index));
+
+  std::set<std::string> done;
+  {
+    QueueItem first = ca.claim(queue, 5s);  // pod a holds item 0
+    ASSERT_EQ(first.id(), ids[0]);
+    QueueItem second = cb.claim(queue, 5s);  // pod b lists 1..5, takes 1
+    ASSERT_EQ(second.id(), ids[1]);
+    second.ack();
+    done.insert(ids[1]);
+  }  // pod a gives item 0 back
+  std::this_thread::sleep_for(300ms);
+  QueueItem returned = cb.claim(queue, 5s);
+  EXPECT_EQ(returned.id(), ids[0]) << "the returned item was not seen after the rescan interval";
+  EXPECT_EQ(item_index(returned), 0u);
+  done.insert(returned.id());
+  returned.ack();
+  for (;;) {
+    std::error_code ec;
+    QueueItem item = cb.claim(queue, 0ms, ec);
+    if (ec) {
+      EXPECT_EQ(ec, make_error_code(errc::timed_out)) << ec.message();
+      break;
+    }
+    EXPECT_TRUE(done.insert(item.id()).second) << item.id() << " came out twice";
+    item.ack();
+  }
+  EXPECT_EQ(done, std::set<std::string>(ids.begin(), ids.end()));
+  expect_queue_empty(root() + "/" + queue);
+}
+
+// A consumer that stalls between locking an item in new/ and moving it
+// (an NFS server that stopped answering) must not make other claims spin on
+// that item: they time out as on an empty queue, and take it once free.
+TEST_F(Handoff, ClaimGoesPastAnItemAnotherConsumerLockedButDidNotMove) {
+  DaemonProcess& a = start_daemon("a");
+  Client client = connect(a.socket());
+  const std::string queue = "stalled";
+  const std::string id = enqueue(client, queue, 3);
+  int stalled = ::open((root() + "/" + queue + "/new/" + id).c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(stalled, 0);
+  struct flock lock{};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_len = 1;
+  ASSERT_EQ(::fcntl(stalled, F_OFD_SETLK, &lock), 0);
+
+  std::error_code ec;
+  const Clock::time_point start = Clock::now();
+  client.claim(queue, 300ms, ec);
+  EXPECT_EQ(ec, make_error_code(errc::timed_out)) << ec.message();
+  EXPECT_LT(ms_between(start, Clock::now()), 5000) << "the claim spun on the locked item";
+  client.ping(ec);
+  EXPECT_FALSE(ec) << "the daemon stopped answering: " << ec.message();
+
+  ::close(stalled);  // the stalled consumer died: the item is free again
+  QueueItem item = client.claim(queue, 5s);
+  EXPECT_EQ(item.id(), id);
+  EXPECT_EQ(item_index(item), 3u);
+  item.ack();
+  expect_queue_empty(root() + "/" + queue);
+}
+
 // Claims take only items: dot-files in new/ (editors' files, NFS's
 // ".nfsXXXX" silly renames) are never handed out.
 TEST_F(Handoff, ClaimSkipsDotFiles) {
