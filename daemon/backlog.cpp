@@ -15,11 +15,14 @@ bool Backlog::needs_listing(Clock::time_point now, Clock::duration rescan_after)
 
 std::optional<std::string> Backlog::take(Clock::time_point now, Clock::duration rescan_after,
                                          const Lister& list, bool may_list) {
-  std::lock_guard lock(m_mutex);
+  std::unique_lock lock(m_mutex);
   if (may_list && stale(now, rescan_after)) {
-    // Under the mutex: the other claims of this queue wait for the listing
-    // rather than making their own.
+    // Not under the mutex: the loop thread takes it too, and a listing on a
+    // sick NFS server may take seconds. Two claims may then list at once,
+    // which only costs the work.
+    lock.unlock();
     std::vector<std::string> names = list();
+    lock.lock();
     m_names = std::set<std::string>(names.begin(), names.end());
     m_listed_at = now;
   }
