@@ -87,7 +87,12 @@ struct LockTable::Entry {
   bool pumping = false;
   std::shared_ptr<LockWaiter> file_wait;  // blocking wait in progress
   bool yielded = false;  // released for another pod: next wait is polite
+  // Local grants since the file lock was taken, counted against
+  // --max-local-handovers: exclusive hand-overs and readers joining readers.
   unsigned handovers = 0;
+  // Another pod waits: no reader joins until the holders drained and the
+  // file lock went to that pod (overlapping readers would starve it).
+  bool draining_for_remote = false;
   TokenAllocator tokens;
 
   bool idle() const {
@@ -191,8 +196,12 @@ std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::st
   Entry& e = *entry;
   if (!e.queue.empty() || e.pumping || e.file_wait || e.yielded) return std::nullopt;
   if (!e.holders.empty()) {
-    // Joining shared holders needs no file call and no token.
+    // Joining shared holders needs no file call and no token. Past the
+    // hand-over bound, pump() first asks whether another pod waits.
     if (mode != LockMode::shared || e.held != LockMode::shared) return std::nullopt;
+    if (e.draining_for_remote || e.handovers >= m_config.max_local_handovers)
+      return std::nullopt;
+    ++e.handovers;
     add_holder(e, client, mode, 0, {});
     return Acquired{};
   }
@@ -276,6 +285,7 @@ std::error_code LockTable::release(LockClient& client, const std::string& name) 
 void LockTable::unlock_file_now(const EntryPtr& entry) {
   auto file = entry->file;
   entry->held.reset();
+  entry->draining_for_remote = false;
   entry->tokens_checked = false;
   if (!file) return;
   if (std::error_code ec = file->unlock()) {
@@ -339,6 +349,14 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
 
     if (!e.holders.empty()) {
       if (e.held == LockMode::shared && head->mode == LockMode::shared) {
+        if (e.draining_for_remote) break;  // the readers release first
+        if (++e.handovers > m_config.max_local_handovers) {
+          if (co_await others_waiting(e)) {
+            e.draining_for_remote = true;
+            continue;
+          }
+          e.handovers = 0;
+        }
         co_await grant(entry, head);
         continue;
       }
@@ -357,15 +375,10 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
         co_await release_file(entry);
         continue;
       }
-      if (head->mode == LockMode::exclusive &&
-          ++e.handovers > m_config.max_local_handovers) {
+      if (e.draining_for_remote || ++e.handovers > m_config.max_local_handovers) {
         e.handovers = 0;
-        auto file = e.file;
-        bool remote = co_await m_offload.quick([&] {
-          std::error_code ec;
-          return file->others_waiting(ec);
-        });
-        if (remote) {
+        e.draining_for_remote = false;
+        if (co_await others_waiting(e)) {
           spdlog::debug("lock '{}': another pod waits, handing it over", e.name);
           co_await release_file(entry);
           e.yielded = true;
@@ -522,9 +535,19 @@ asio::awaitable<bool> LockTable::grant(EntryPtr entry, std::shared_ptr<Waiter> w
   co_return true;
 }
 
+asio::awaitable<bool> LockTable::others_waiting(Entry& entry) {
+  auto file = entry.file;
+  if (!file) co_return false;
+  co_return co_await m_offload.quick([&] {
+    std::error_code ec;
+    return file->others_waiting(ec);
+  });
+}
+
 asio::awaitable<void> LockTable::release_file(EntryPtr entry) {
   auto file = entry->file;
   entry->held.reset();
+  entry->draining_for_remote = false;
   entry->tokens_checked = false;
   if (!file) co_return;
   std::error_code ec = co_await m_offload.quick([&] { return file->unlock(); });

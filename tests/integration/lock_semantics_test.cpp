@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -559,6 +560,57 @@ TEST_F(LockService, SharedHoldersCoexistAndExcludeWriters) {
   readers[1].release();
   EXPECT_TRUE(wait_until([&] { return file_exists(wrote); }, 2s))
       << "the writer did not get the lock once every reader had gone";
+  auto status = writer.process.wait(5s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->code(), 0) << writer.err();
+}
+
+// Readers in one pod whose holds overlap would keep its shared file lock
+// forever and starve a writer in another pod. After --max-local-handovers
+// readers joined while the writer waited, a new reader waits: the writer
+// goes as soon as the admitted readers are done, then that reader.
+TEST_F(LockService, OverlappingReadersLetAWriterInAnotherPodIn) {
+  DaemonProcess& a = start_daemon("a", {"--max-local-handovers", "2"});
+  DaemonProcess& b = start_daemon("b");
+  const LockOptions shared{LockMode::shared, 10000ms, {}};
+  constexpr int k_readers = 10;
+  std::vector<Client> clients;
+  for (int i = 0; i < k_readers; ++i) clients.push_back(connect(a));
+  std::vector<Lock> readers(k_readers);
+  readers[0] = clients[0].lock("reports", shared);
+
+  const std::string wrote = m_dir.file("wrote");
+  CliRun writer = start_cli(
+      b.socket(), {"run", "-x", "--lock", "reports", "--", "touch", wrote});
+  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "reports", 1); }, 5s)) << writer.err();
+  std::this_thread::sleep_for(50ms);  // b advertises its wait on the lock file
+
+  // Each reader arrives while the one before still reads.
+  int admitted = 1;
+  std::future<Lock> held_back;
+  for (int i = 1; i < k_readers; ++i) {
+    auto next = std::async(std::launch::async, [&clients, &shared, i] {
+      return clients[static_cast<std::size_t>(i)].lock("reports", shared);
+    });
+    if (next.wait_for(300ms) != std::future_status::ready) {
+      held_back = std::move(next);
+      break;
+    }
+    readers[static_cast<std::size_t>(i)] = next.get();
+    readers[static_cast<std::size_t>(i - 1)].release();
+    ++admitted;
+  }
+  ASSERT_TRUE(held_back.valid()) << "all " << k_readers
+                                 << " readers joined while another pod's writer waited";
+  EXPECT_LE(admitted, 4);
+  EXPECT_FALSE(file_exists(wrote)) << "the writer ran beside a reader";
+  readers[static_cast<std::size_t>(admitted - 1)].release();
+  EXPECT_TRUE(wait_until([&] { return file_exists(wrote); }, 5s))
+      << "the writer did not get in once the admitted readers were done";
+  ASSERT_EQ(held_back.wait_for(5s), std::future_status::ready)
+      << "the held-back reader never got the lock after the writer";
+  Lock late = held_back.get();
+  EXPECT_TRUE(file_exists(wrote));
   auto status = writer.process.wait(5s);
   ASSERT_TRUE(status);
   EXPECT_EQ(status->code(), 0) << writer.err();

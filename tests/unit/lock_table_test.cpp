@@ -264,6 +264,45 @@ TEST_F(LockTableTest, YieldsToAnotherPodAfterBoundedLocalHandovers) {
   }
 }
 
+// Readers whose holds overlap would keep a pod's shared file lock forever:
+// once another pod's writer waits, after the hand-over bound, no new reader
+// joins; the writer gets its turn when the readers drained, and the waiting
+// readers go after it.
+TEST_F(LockTableTest, OverlappingReadersLetAWriterInAnotherPodIn) {
+  LockTable& pod_a = add_table("a", /*handovers=*/2);
+  LockTable& pod_b = add_table("b");
+  constexpr int k_readers = 12;
+  std::vector<std::unique_ptr<FakeClient>> readers;
+  for (int i = 0; i < k_readers; ++i) readers.push_back(std::make_unique<FakeClient>(i + 1));
+  FakeClient writer(99);
+  std::vector<std::shared_ptr<Pending>> reads;
+  reads.push_back(acquire(pod_a, *readers[0], "x", LockMode::shared));
+  ASSERT_TRUE(run_until([&] { return reads[0]->done(); }));
+  auto write = acquire(pod_b, writer, "x");
+  ASSERT_TRUE(run_until([&] { return write->queued; }));
+  settle(20ms);  // the writer's daemon advertises itself on the waiting byte
+  // Each new reader arrives while the previous one still reads.
+  int overlapping = 1;
+  for (int i = 1; i < k_readers; ++i) {
+    reads.push_back(acquire(pod_a, *readers[i], "x", LockMode::shared));
+    settle(10ms);
+    if (!reads[i]->done()) break;
+    ++overlapping;
+    pod_a.release(*readers[i - 1], "x");
+  }
+  EXPECT_LE(overlapping, 4) << "readers kept joining while another pod's writer waited";
+  EXPECT_FALSE(write->done());
+  // The last reader admitted finishes: the writer goes next.
+  pod_a.release(*readers[overlapping - 1], "x");
+  ASSERT_TRUE(run_until([&] { return write->done(); }));
+  EXPECT_TRUE(write->granted());
+  EXPECT_FALSE(reads[overlapping]->done()) << "a reader held the lock beside the writer";
+  pod_b.release(writer, "x");
+  ASSERT_TRUE(run_until([&] { return reads[overlapping]->done(); }));
+  EXPECT_TRUE(reads[overlapping]->granted());
+  pod_a.release(*readers[overlapping], "x");
+}
+
 TEST_F(LockTableTest, ReportsALostLockWhenItsFileIsRemoved) {
   LockTable& table = add_table("a");
   FakeClient holder(1);
