@@ -263,6 +263,15 @@ inline std::string filesystem_of(const std::string& path) {
   return best_type + " on " + best_device + " at " + best_point;
 }
 
+// Whether PATH is on a network filesystem, as batond judges its root
+// (it then reads its records past the page cache).
+inline bool is_network_filesystem(const std::string& path) {
+  const std::string type = filesystem_of(path);
+  for (const char* prefix : {"nfs", "fuse", "ceph", "cifs", "smb", "9p", "lustre", "gpfs"})
+    if (type.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
 // A batond child process, pinned to CPUS before exec (its threads inherit
 // the mask), stopped with SIGTERM when this goes out of scope.
 class Daemon {

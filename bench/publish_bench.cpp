@@ -28,6 +28,9 @@
 #include <functional>
 #include <future>
 #include <random>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "baton/client.hpp"
 #include "bench/bench_support.hpp"
@@ -121,9 +124,10 @@ class RawPublisher {
 
 // Diagnostic, not a floor: the filesystem calls batond makes for one
 // publish (daemon/publish.cpp, StagedFile::create, writer_fd and commit, as
-// of the commit "Publish: sync the staging file and the version intent
-// together"), made here in-process with no socket, no daemon and no thread
-// pool. baton - replay is what the IPC and the daemon add; replay - raw is
+// of the commit "publish: run the intent's fdatasync on a kept companion
+// thread"), made here in-process with no socket, no daemon and no offload
+// pool. Records are read past the page cache only on a network filesystem,
+// as batond does. baton - replay is what the IPC and the daemon add; replay - raw is
 // what baton's on-disk protocol (staging rename, version record) adds.
 // Keep it in step with publish.cpp, or its row stops meaning anything.
 class ReplayPublisher {
@@ -132,12 +136,21 @@ class ReplayPublisher {
       "stage",         "write",  "record read", "intent write",
       "fsync||intent", "rename", "dir fsync",   "final record"};
 
-  explicit ReplayPublisher(const std::string& root) : m_root_path(root) {
+  ReplayPublisher(const std::string& root, bool network)
+      : m_root_path(root), m_network(network), m_companion([this] { run_companion(); }) {
     m_root = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (m_root < 0) die_errno("open " + root);
     std::filesystem::create_directories(root + "/.baton/versions");
   }
-  ~ReplayPublisher() { ::close(m_root); }
+  ~ReplayPublisher() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stopping = true;
+    }
+    m_wake.notify_all();
+    m_companion.join();
+    ::close(m_root);
+  }
   ReplayPublisher(const ReplayPublisher&) = delete;
   ReplayPublisher& operator=(const ReplayPublisher&) = delete;
 
@@ -174,9 +187,9 @@ class ReplayPublisher {
     std::snprintf(name, sizeof name, ".baton/versions/%s-0.v", leaf.c_str());
     int record = beneath(name, O_RDWR | O_CREAT);
     char text[1153];
-    uncached_pread(record, text, sizeof text);
+    read_record(record, text, sizeof text);
     lock(record, F_OFD_SETLKW);
-    uncached_pread(record, text, 128);
+    read_record(record, text, 128);
     auto t3 = Clock::now();
     ::fchmod(fd, 0644);
     ::fstat(fd, &info);
@@ -185,9 +198,7 @@ class ReplayPublisher {
     if (::pwrite(record, header.data(), header.size(), 0) != 128)
       die_errno("pwrite record");
     auto t4 = Clock::now();
-    auto intent = std::async(std::launch::async, [record] {
-      return ::fdatasync(record) == 0 ? 0 : errno;
-    });
+    std::future<int> intent = sync_beside(record);
     if (::fsync(fd) != 0) die_errno("fsync");
     if (intent.get() != 0) die("fdatasync record failed");
     auto t5 = Clock::now();
@@ -224,14 +235,42 @@ class ReplayPublisher {
     request.l_len = 1;
     if (::fcntl(fd, command, &request) != 0) die_errno("OFD lock");
   }
-  static void uncached_pread(int fd, char* buffer, std::size_t size) {
-    ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+  void read_record(int fd, char* buffer, std::size_t size) const {
+    if (m_network) ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
     if (::pread(fd, buffer, size, 0) < 0) die_errno("pread record");
+  }
+  // batond's companion thread: fdatasync(FD) while the caller fsyncs.
+  std::future<int> sync_beside(int fd) {
+    std::packaged_task<int()> task([fd] { return ::fdatasync(fd) == 0 ? 0 : errno; });
+    std::future<int> done = task.get_future();
+    {
+      std::lock_guard lock(m_mutex);
+      m_task = std::move(task);
+    }
+    m_wake.notify_all();
+    return done;
+  }
+  void run_companion() {
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+      m_wake.wait(lock, [this] { return m_stopping || m_task.valid(); });
+      if (m_stopping) return;
+      std::packaged_task<int()> task = std::move(m_task);
+      lock.unlock();
+      task();
+      lock.lock();
+    }
   }
 
   std::string m_root_path;
+  bool m_network;
   int m_root = -1;
   std::uint64_t m_counter = 0;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  std::packaged_task<int()> m_task;
+  bool m_stopping = false;
+  std::thread m_companion;  // last: it uses the members above
 };
 
 // Through libbaton and batond.
@@ -488,7 +527,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(root + "/replay");
   RawPublisher raw(root + "/raw");
   BatonPublisher baton(daemon.socket());
-  ReplayPublisher replay(root);
+  ReplayPublisher replay(root, is_network_filesystem(root));
   if (const long only = number_option(argc, argv, "--baton-only", 0)) {
     std::printf("batond pid %d, bench pid %d\n", daemon.pid(), ::getpid());
     std::fflush(stdout);
