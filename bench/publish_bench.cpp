@@ -611,8 +611,9 @@ int main(int argc, char** argv) {
         ReplayPublisher::k_steps);
     std::printf(
         "(diag) between publishes: libbaton ping p50 %s, wait for an "
-        "existing path (one hop to the\n  daemon's pool) p50 %s; a publish "
-        "makes 2 round trips, both through the pool;\n  batond per baton "
+        "existing path (inline on a local\n  root, one hop to the daemon's "
+        "pool on a network one) p50 %s; a publish makes 2 round trips,\n  "
+        "its commit through the pool; batond per baton "
         "publish: %.0f us of CPU, %.1f context switches (ping, wait "
         "included)\n",
         format_us(shown->ping.p50_us).c_str(),
