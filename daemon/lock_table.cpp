@@ -152,15 +152,7 @@ asio::awaitable<Acquired> LockTable::acquire(
   const bool behind_others = entry->queue.size() > 1 ||
       (!entry->holders.empty() &&
        !(mode == LockMode::shared && entry->held == LockMode::shared));
-  if (behind_others && !try_only && waiter->on_queued) {
-    QueuedNotice notice{entry->queue.size(), std::nullopt};
-    if (!entry->holders.empty()) {
-      const Hold& hold = entry->holders.front();
-      notice.holder = Holder{m_config.pod, m_config.node, hold.client->client_info().pid,
-                             hold.mode, hold.token, hold.since_wall, true};
-    }
-    std::exchange(waiter->on_queued, nullptr)(notice);
-  }
+  if (behind_others && !try_only) tell_queued(*entry, *waiter, entry->queue.size());
   schedule_pump(entry);
 
   if (!waiter->outcome) co_await waiter->wake.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -171,6 +163,17 @@ asio::awaitable<Acquired> LockTable::acquire(
                           " waiting for lock '" + name + "'");
   }
   co_return std::move(*waiter->outcome);
+}
+
+void LockTable::tell_queued(const Entry& entry, Waiter& waiter, std::size_t position) {
+  if (!waiter.on_queued) return;  // told already, or nobody asked
+  QueuedNotice notice{position, std::nullopt};
+  if (!entry.holders.empty()) {
+    const Hold& hold = entry.holders.front();
+    notice.holder = Holder{m_config.pod, m_config.node, hold.client->client_info().pid,
+                           hold.mode, hold.token, hold.since_wall, true};
+  }
+  std::exchange(waiter.on_queued, nullptr)(notice);
 }
 
 void LockTable::finish(const std::shared_ptr<Waiter>& waiter, Acquired outcome) {
@@ -349,7 +352,10 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
 
     if (!e.holders.empty()) {
       if (e.held == LockMode::shared && head->mode == LockMode::shared) {
-        if (e.draining_for_remote) break;  // the readers release first
+        if (e.draining_for_remote) {  // the readers release first
+          tell_queued(e, *head, 1);
+          break;
+        }
         if (++e.handovers > m_config.max_local_handovers) {
           if (co_await others_waiting(e)) {
             e.draining_for_remote = true;

@@ -128,6 +128,8 @@ class LockTable {
   boost::asio::awaitable<void> pump(EntryPtr entry);
   boost::asio::awaitable<bool> grant(EntryPtr entry, std::shared_ptr<Waiter> waiter);
   boost::asio::awaitable<void> release_file(EntryPtr entry);
+  // Tells WAITER (once) that it waits at POSITION, behind ENTRY's holders.
+  void tell_queued(const Entry& entry, Waiter& waiter, std::size_t position);
   // Whether a daemon in another pod waits for ENTRY's file lock.
   boost::asio::awaitable<bool> others_waiting(Entry& entry);
   boost::asio::awaitable<std::optional<Holder>> current_holder(EntryPtr entry);

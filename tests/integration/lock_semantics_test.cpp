@@ -24,6 +24,7 @@
 #include "baton/client.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/history_checker.hpp"
+#include "tests/support/lock_probe.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/wait_until.hpp"
@@ -583,16 +584,25 @@ TEST_F(LockService, OverlappingReadersLetAWriterInAnotherPodIn) {
   CliRun writer = start_cli(
       b.socket(), {"run", "-x", "--lock", "reports", "--", "touch", wrote});
   ASSERT_TRUE(wait_until([&] { return has_waiters(b, "reports", 1); }, 5s)) << writer.err();
-  std::this_thread::sleep_for(50ms);  // b advertises its wait on the lock file
+  ASSERT_TRUE(wait_until([&] { return wait_is_advertised(lock_file("reports")); }, 5s))
+      << "pod b never advertised its wait on the lock file";
 
-  // Each reader arrives while the one before still reads.
+  // Each reader arrives while the one before still reads: it is either
+  // granted or queued behind the writer in another pod.
   int admitted = 1;
   std::future<Lock> held_back;
   for (int i = 1; i < k_readers; ++i) {
     auto next = std::async(std::launch::async, [&clients, &shared, i] {
       return clients[static_cast<std::size_t>(i)].lock("reports", shared);
     });
-    if (next.wait_for(300ms) != std::future_status::ready) {
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return next.wait_for(0ms) == std::future_status::ready ||
+                 has_waiters(a, "reports", 1);
+        },
+        5s))
+        << "reader " << i << " was neither granted nor queued";
+    if (next.wait_for(0ms) != std::future_status::ready) {
       held_back = std::move(next);
       break;
     }

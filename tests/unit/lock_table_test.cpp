@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "daemon/root_check.hpp"
+#include "tests/support/lock_probe.hpp"
 
 namespace baton::daemon {
 namespace {
@@ -280,12 +281,14 @@ TEST_F(LockTableTest, OverlappingReadersLetAWriterInAnotherPodIn) {
   ASSERT_TRUE(run_until([&] { return reads[0]->done(); }));
   auto write = acquire(pod_b, writer, "x");
   ASSERT_TRUE(run_until([&] { return write->queued; }));
-  settle(20ms);  // the writer's daemon advertises itself on the waiting byte
-  // Each new reader arrives while the previous one still reads.
+  ASSERT_TRUE(run_until([&] { return test::wait_is_advertised(m_root + "/.baton/locks/x.lock"); }))
+      << "pod b never advertised its wait on the lock file";
+  // Each new reader arrives while the previous one still reads: it is
+  // either granted or queued behind the writer in pod b.
   int overlapping = 1;
   for (int i = 1; i < k_readers; ++i) {
     reads.push_back(acquire(pod_a, *readers[i], "x", LockMode::shared));
-    settle(10ms);
+    ASSERT_TRUE(run_until([&] { return reads[i]->done() || reads[i]->queued; }));
     if (!reads[i]->done()) break;
     ++overlapping;
     pod_a.release(*readers[i - 1], "x");
