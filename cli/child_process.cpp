@@ -23,11 +23,18 @@ void close_fd(int fd) noexcept {
 [[noreturn, gnu::noinline]] void run_child(char* const argv[],
                                            void (*prepare)() noexcept,
                                            pid_t parent, int stdin_fd,
+                                           bool new_group, int terminal_fd,
                                            int error_fd) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // The parent may have died between vfork() and prctl(): then no signal
   // will come, and CMD must not run unguarded.
   if (::getppid() != parent) ::_exit(k_exit_internal);
+  // Here, before exec, so that no signal meant for the group can miss CMD.
+  // Every signal is still blocked: tcsetpgrp() gets no SIGTTOU.
+  if (new_group) {
+    ::setpgid(0, 0);
+    if (terminal_fd >= 0) ::tcsetpgrp(terminal_fd, ::getpid());
+  }
   if (prepare) prepare();
   // dup2 leaves the copy without close-on-exec.
   if (stdin_fd >= 0 && stdin_fd != STDIN_FILENO &&
@@ -47,7 +54,7 @@ void close_fd(int fd) noexcept {
 }  // namespace
 
 SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept,
-                        int stdin_fd) {
+                        int stdin_fd, bool new_group, int terminal_fd) {
   SpawnResult result;
   // An exec error comes back through a close-on-exec pipe: EOF means exec
   // happened. (Memory shared with the vfork child would do, but sanitizers
@@ -69,7 +76,9 @@ SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept,
   ::sigprocmask(SIG_SETMASK, &all, &previous);
   const pid_t parent = ::getpid();
   const pid_t pid = ::vfork();
-  if (pid == 0) run_child(argv, prepare, parent, stdin_fd, pipe_fds[1]);
+  if (pid == 0)
+    run_child(argv, prepare, parent, stdin_fd, new_group, terminal_fd,
+              pipe_fds[1]);
   const int vfork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   close_fd(pipe_fds[1]);

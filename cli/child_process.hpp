@@ -20,10 +20,12 @@ struct SpawnResult {
 // allocation) before exec. An exec failure comes back through a
 // close-on-exec pipe, so the caller can tell "CMD ran and exited 127" from
 // "CMD could not be run". STDIN_FD, unless -1, becomes CMD's standard input
-// (`baton claim` passes the item's descriptor: no copy). Blocks until exec
-// happened.
+// (`baton claim` passes the item's descriptor: no copy). With NEW_GROUP,
+// CMD leads a process group of its own, and TERMINAL_FD, unless -1, is a
+// terminal whose foreground group becomes CMD's. Blocks until exec happened.
 SpawnResult spawn_child(char* const argv[], void (*prepare)() noexcept,
-                        int stdin_fd = -1);
+                        int stdin_fd = -1, bool new_group = false,
+                        int terminal_fd = -1);
 
 // Waits for PID, retrying EINTR. BLOCK false: returns false at once while
 // PID runs. Returns true with STATUS set once it ended; false with EC set

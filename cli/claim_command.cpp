@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cli/child_process.hpp"
+#include "cli/command_guard.hpp"
 #include "cli/command_line.hpp"
 #include "cli/commands.hpp"
 #include "cli/connect.hpp"
@@ -35,7 +36,7 @@ struct ClaimOptions {
   std::string queue;
   std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
   std::chrono::milliseconds connect_timeout = k_default_connect_timeout;
-  std::chrono::milliseconds kill_after{10000};
+  std::chrono::milliseconds kill_after = k_default_kill_after;
   std::optional<std::string> socket;
   char** command = nullptr;  // CMD and its arguments, null-terminated; or none
 };
@@ -58,8 +59,10 @@ int usage() {
       "                        keep retrying to reach the daemon for this\n"
       "                        long (default: 10)\n"
       "     --kill-after <secs>\n"
-      "                        when the daemon goes away, send SIGKILL this\n"
-      "                        long after SIGTERM (default: 10)\n"
+      "                        when the daemon goes away, send the command "
+      "and\n"
+      "                        everything it started SIGKILL this long after\n"
+      "                        SIGTERM (default: 2)\n"
       "     --socket <path>    the daemon's socket\n"
       "\n";
   text += k_usage_help_version;
@@ -199,8 +202,11 @@ int run_on_item(Client& client, QueueItem& item, const ClaimOptions& options) {
     return k_exit_internal;
   }
   const std::string command_name = printable(options.command[0]);
+  const int terminal_fd = job_control_terminal();
+  CommandGuard guard;
   SpawnResult child =
-      spawn_child(options.command, reset_signals_in_child, item.fd());
+      guard.start(options.command, item.fd(),
+                  in_foreground(terminal_fd) ? terminal_fd : -1, signals.fd());
   if (child.error) {
     print_error("cannot start %s: %s", command_name.c_str(),
                 child.error.message().c_str());
@@ -217,8 +223,9 @@ int run_on_item(Client& client, QueueItem& item, const ClaimOptions& options) {
   supervise_options.command_name = command_name;
   supervise_options.held = describe(item, options);
   supervise_options.kill_after = options.kill_after;
+  supervise_options.terminal_fd = terminal_fd;
   const int code =
-      supervise(client, nullptr, child.pid, signals, supervise_options);
+      supervise(client, nullptr, guard, signals, supervise_options);
   if (code != k_exit_ok) {
     // Also when the daemon went away (k_exit_lock_lost): then it is moot.
     item.nack();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/child_process.hpp"
+#include "cli/command_guard.hpp"
 #include "cli/command_line.hpp"
 #include "cli/commands.hpp"
 #include "cli/connect.hpp"
@@ -36,7 +37,7 @@ struct RunOptions {
   std::optional<std::chrono::milliseconds> timeout;  // nullopt: forever
   std::optional<int> conflict_exit_code;
   std::chrono::milliseconds connect_timeout = k_default_connect_timeout;
-  std::chrono::milliseconds kill_after{10000};
+  std::chrono::milliseconds kill_after = k_default_kill_after;
   std::optional<std::string> socket;
   std::vector<PublishSpec> publishes;  // in the order given
   unsigned publish_mode = 0644;
@@ -63,8 +64,9 @@ int usage() {
       "                        keep retrying to reach the daemon for this\n"
       "                        long (default: 10)\n"
       "     --kill-after <secs>\n"
-      "                        when the lock is lost, send SIGKILL this long\n"
-      "                        after SIGTERM (default: 10)\n"
+      "                        when the lock is lost, send the command and\n"
+      "                        everything it started SIGKILL this long after\n"
+      "                        SIGTERM (default: 2)\n"
       "     --publish <local>=<dest>\n"
       "                        when the command exits 0, publish the file\n"
       "                        <local> to <dest> under the lock's token,\n"
@@ -250,7 +252,11 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
     print_error("cannot set up signal forwarding: %s", error.message().c_str());
     return k_exit_internal;
   }
-  SpawnResult child = spawn_child(options.command, reset_signals_in_child);
+  const int terminal_fd = job_control_terminal();
+  CommandGuard guard;
+  SpawnResult child =
+      guard.start(options.command, -1,
+                  in_foreground(terminal_fd) ? terminal_fd : -1, signals.fd());
   if (child.error) {
     print_error("cannot start %s: %s", printable(options.command[0]).c_str(),
                 child.error.message().c_str());
@@ -267,7 +273,8 @@ int run_command(int argc, char** argv, const GlobalOptions& global) {
   supervise_options.command_name = printable(options.command[0]);
   supervise_options.held = "lock '" + lock.name() + "'";
   supervise_options.kill_after = options.kill_after;
-  int code = supervise(client, &lock, child.pid, signals, supervise_options);
+  supervise_options.terminal_fd = terminal_fd;
+  int code = supervise(client, &lock, guard, signals, supervise_options);
   // Signals stay blocked meanwhile: they are acted on once publishing is
   // done, so that a SIGTERM does not cut a set of publishes in half.
   if (code == k_exit_ok && !options.publishes.empty())

@@ -89,6 +89,9 @@ std::error_code SignalForwarder::open() noexcept {
   sigemptyset(&set);
   for (int signal_number : k_forwarded_signals) sigaddset(&set, signal_number);
   sigaddset(&set, SIGCHLD);
+  // Blocking SIGCONT does not stop it from continuing baton; the signalfd
+  // tells the supervisor that it was, to pass it on to CMD's group.
+  sigaddset(&set, SIGCONT);
   if (sigprocmask(SIG_BLOCK, &set, &m_previous_mask) != 0)
     return {errno, std::system_category()};
   m_fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -118,8 +121,9 @@ bool SignalForwarder::read(signalfd_siginfo& info) noexcept {
 
 bool SignalForwarder::should_forward(const signalfd_siginfo& info) noexcept {
   int signal_number = static_cast<int>(info.ssi_signo);
-  if (signal_number == SIGCHLD) return false;
-  if (info.ssi_code == SI_KERNEL) return false;
+  if (signal_number == SIGCHLD || signal_number == SIGCONT) return false;
+  // Also when the terminal sent it: CMD leads a process group of its own,
+  // so a signal to baton's group does not reach it.
   return !was_ignored(signal_number);
 }
 

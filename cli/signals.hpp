@@ -39,7 +39,7 @@ class SignalForwarder {
   SignalForwarder(const SignalForwarder&) = delete;
   SignalForwarder& operator=(const SignalForwarder&) = delete;
 
-  // Blocks the forwarded signals and SIGCHLD, opens the signalfd
+  // Blocks the forwarded signals, SIGCHLD and SIGCONT, opens the signalfd
   // (non-blocking, close-on-exec), then puts back the dispositions baton
   // started with (SIGCHLD at its default, so that CMD can be waited for).
   // Call before fork(), so no signal is lost in between.
@@ -50,9 +50,10 @@ class SignalForwarder {
   // The next pending signal, if any. Never blocks; retries EINTR.
   bool read(signalfd_siginfo& info) noexcept;
 
-  // Whether to pass INFO on to CMD. Not when the terminal sent it (Ctrl-C,
-  // Ctrl-\, hang-up): the kernel delivered it to the whole foreground
-  // process group, CMD included. Not when baton was started ignoring it.
+  // Whether to pass INFO on to CMD: a forwarded signal that baton was not
+  // started ignoring. CMD is in a process group of its own, so signals the
+  // terminal sends to baton's group (Ctrl-C while baton has the terminal,
+  // hang-up) are passed on too.
   static bool should_forward(const signalfd_siginfo& info) noexcept;
 
  private:

@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +14,7 @@
 #include "cli/child_process.hpp"
 #include "cli/diagnostics.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/process_tree.hpp"
 #include "cli/time_format.hpp"
 
 namespace baton::cli {
@@ -28,37 +31,78 @@ int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   return static_cast<int>(std::min<long long>(left.count(), 1 << 30));
 }
 
+// Makes PGRP the foreground group of TERMINAL_FD. SIGTTOU is blocked
+// meanwhile: baton may be in the background when it takes the terminal back.
+void set_foreground(int terminal_fd, pid_t pgrp) noexcept {
+  sigset_t ttou;
+  sigset_t previous;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  ::sigprocmask(SIG_BLOCK, &ttou, &previous);
+  ::tcsetpgrp(terminal_fd, pgrp);
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+}
+
+bool is_terminating(int signal_number) noexcept {
+  return signal_number == SIGTERM || signal_number == SIGINT ||
+         signal_number == SIGHUP || signal_number == SIGQUIT;
+}
+
 class Supervision {
  public:
-  Supervision(Client& client, Lock* lock, pid_t child, SignalForwarder& signals,
-              const SuperviseOptions& options)
+  Supervision(Client& client, Lock* lock, CommandGuard& guard,
+              SignalForwarder& signals, const SuperviseOptions& options)
       : m_client(client),
         m_lock(lock),
-        m_child(child),
+        m_guard(guard),
+        m_child(guard.command()),
         m_signals(signals),
         m_options(options) {}
 
   int run() {
-    pollfd fds[2] = {{m_signals.fd(), POLLIN, 0},
-                     {m_client.native_handle(), POLLIN, 0}};
-    while (!m_status) {
-      int ready = ::poll(fds, 2, poll_timeout(m_kill_deadline));
+    m_fds[0] = {m_signals.fd(), POLLIN, 0};
+    m_fds[1] = {m_client.native_handle(), POLLIN, 0};
+    m_fds[2] = {m_guard.event_fd(), POLLIN, 0};
+    while (!m_guard.exited()) {
+      int ready = ::poll(m_fds, 3, poll_timeout(m_kill_deadline));
       if (ready < 0) {
         if (errno == EINTR) continue;
         return fail("poll", errno);
       }
       // The socket first: if the lock went while CMD was ending, say so.
-      if (fds[1].revents != 0 && check_lock()) {
-        fds[1].fd = -1;  // a closed socket would stay readable forever
+      if (m_fds[1].revents != 0 && check_lock()) {
+        m_fds[1].fd = -1;  // a closed socket would stay readable forever
       }
-      if (fds[0].revents != 0) handle_signals();
-      if (!m_status && m_kill_deadline && Clock::now() >= *m_kill_deadline) {
-        print_error("%s (pid %d) still running %s s after SIGTERM; killing it",
-                    m_options.command_name.c_str(), static_cast<int>(m_child),
-                    format_seconds(m_options.kill_after).c_str());
-        ::kill(m_child, SIGKILL);
+      if (m_fds[2].revents != 0) handle_events();
+      if (m_fds[0].revents != 0) handle_signals();
+      if (!m_guard.exited() && m_kill_deadline &&
+          Clock::now() >= *m_kill_deadline) {
+        if (!m_status)
+          print_error(
+              "%s (pid %d) still running %s s after SIGTERM; killing it and "
+              "what it started",
+              m_options.command_name.c_str(), static_cast<int>(m_child),
+              format_seconds(m_options.kill_after).c_str());
+        else
+          print_error(
+              "processes started by %s (pid %d) still running %s s after "
+              "SIGTERM; killing them",
+              m_options.command_name.c_str(), static_cast<int>(m_child),
+              format_seconds(m_options.kill_after).c_str());
+        m_guard.kill();
         m_kill_deadline.reset();
       }
+    }
+    handle_events();  // CMD's status may still be in the pipe
+    give_terminal_back();
+    if (!m_status) {
+      // The guard died first (killed): CMD died with it (PR_SET_PDEATHSIG),
+      // and baton, a subreaper too, inherited the rest of the tree.
+      print_error("the guard of %s (pid %d) died (%s); killing what is left",
+                  m_options.command_name.c_str(), static_cast<int>(m_child),
+                  describe_status(m_guard.exit_status()).c_str());
+      kill_own_tree();
+      return k_exit_internal;
     }
     return m_lost ? k_exit_lock_lost : exit_code_from_status(*m_status);
   }
@@ -76,33 +120,55 @@ class Supervision {
     print_error("%s lost: %s; stopping %s (pid %d)", m_options.held.c_str(),
                 describe_loss(m_lock, reason).c_str(),
                 m_options.command_name.c_str(), static_cast<int>(m_child));
-    ::kill(m_child, SIGTERM);
-    m_kill_deadline = Clock::now() + m_options.kill_after;
+    m_guard.terminate();
+    if (!m_kill_deadline) m_kill_deadline = Clock::now() + m_options.kill_after;
     return true;
   }
 
-  // Forwards what should be, and reaps CMD on SIGCHLD.
+  void handle_events() {
+    GuardEvent event;
+    while (m_guard.read_event(event)) {
+      if (event.kind == GuardEvent::exited) {
+        m_status = event.value;
+        give_terminal_back();
+        // The guard sent SIGTERM to what CMD left running.
+        if (event.extra != 0 && !m_kill_deadline)
+          m_kill_deadline = Clock::now() + m_options.kill_after;
+      } else if (event.kind == GuardEvent::stopped) {
+        stop_with_command();
+      }
+    }
+    if (m_guard.eof()) m_fds[2].fd = -1;
+  }
+
+  // Forwards what should be, follows SIGCONT, and reaps on SIGCHLD.
   void handle_signals() {
     signalfd_siginfo info;
     bool child_signalled = false;
     while (m_signals.read(info)) {
-      if (static_cast<int>(info.ssi_signo) == SIGCHLD) {
+      const int signal_number = static_cast<int>(info.ssi_signo);
+      if (signal_number == SIGCHLD) {
         child_signalled = true;
+      } else if (signal_number == SIGCONT) {
+        continue_command();
       } else if (SignalForwarder::should_forward(info)) {
-        ::kill(m_child, static_cast<int>(info.ssi_signo));
+        if (!m_status)
+          ::kill(m_child, signal_number);
+        else if (is_terminating(signal_number))
+          m_guard.kill();  // CMD is gone; what it left is being stopped
       }
     }
     if (child_signalled) reap_children();
   }
 
-  // Reaps every child that ended, not only CMD: as PID 1 of a container,
-  // baton also inherits CMD's orphans, which would otherwise stay zombies.
+  // Reaps every child that ended: the guard, and, as PID 1 of a container
+  // or once the guard died, orphans, which would otherwise stay zombies.
   void reap_children() {
     for (;;) {
       int status = 0;
       pid_t done = ::waitpid(-1, &status, WNOHANG);
       if (done > 0) {
-        if (done == m_child) m_status = status;
+        if (done == m_guard.pid()) m_guard.set_exited(status);
         continue;
       }
       if (done < 0 && errno == EINTR) continue;
@@ -110,24 +176,76 @@ class Supervision {
     }
   }
 
+  // CMD stopped (Ctrl-Z, or SIGTTIN in the background). On a terminal, do
+  // as the shell expects of a job: take the terminal back and stop too;
+  // `fg` continues baton, which continues CMD. Without a terminal, nobody
+  // would continue baton, and it must keep watching the lock: CMD stays
+  // stopped until someone continues it.
+  void stop_with_command() {
+    if (m_options.terminal_fd < 0 || m_status) return;
+    give_terminal_back();
+    // Discarded by the kernel in an orphaned process group (no shell to
+    // continue us), and ignored if baton was started ignoring it.
+    ::raise(SIGTSTP);
+    continue_command();
+  }
+
+  // baton was continued (or started in the background and brought to the
+  // foreground): give CMD the terminal if baton has it, and continue CMD.
+  void continue_command() {
+    if (m_status) return;
+    if (m_fds[1].fd >= 0 && check_lock()) m_fds[1].fd = -1;
+    if (m_options.terminal_fd >= 0 && in_foreground(m_options.terminal_fd))
+      set_foreground(m_options.terminal_fd, m_child);
+    ::kill(-m_child, SIGCONT);
+  }
+
+  void give_terminal_back() {
+    if (m_options.terminal_fd >= 0 &&
+        ::tcgetpgrp(m_options.terminal_fd) == m_child)
+      set_foreground(m_options.terminal_fd, ::getpgrp());
+  }
+
+  // Kills and reaps every descendant of baton; as a subreaper, baton sees
+  // each orphan come back as its child, so none is missed.
+  void kill_own_tree() {
+    signal_tree(::getpid(), -1, SIGKILL);
+    for (;;) {
+      int status = 0;
+      pid_t done = ::waitpid(-1, &status, 0);
+      if (done > 0) {
+        signal_tree(::getpid(), -1, SIGKILL);
+        continue;
+      }
+      if (done < 0 && errno == EINTR) continue;
+      return;
+    }
+  }
+
+  static std::string describe_status(int status) {
+    if (WIFSIGNALED(status))
+      return std::string("signal ") + std::to_string(WTERMSIG(status));
+    return "exit " + std::to_string(WEXITSTATUS(status));
+  }
+
   // Nothing sensible is left to do: CMD must not run on unsupervised.
   int fail(const char* what, int error) {
     print_error("%s failed: %s; killing %s (pid %d)", what,
                 std::strerror(error), m_options.command_name.c_str(),
                 static_cast<int>(m_child));
-    ::kill(m_child, SIGKILL);
-    int status = 0;
-    std::error_code ignored;
-    wait_child(m_child, true, status, ignored);
+    m_guard.kill_and_wait();
+    give_terminal_back();
     return k_exit_internal;
   }
 
   Client& m_client;
   Lock* m_lock;  // null: CMD holds no lock, only what the connection holds
-  pid_t m_child;
+  CommandGuard& m_guard;
+  pid_t m_child;  // CMD, and its process group
   SignalForwarder& m_signals;
   const SuperviseOptions& m_options;
-  std::optional<int> m_status;
+  pollfd m_fds[3]{};  // signals, the daemon's socket, the guard's events
+  std::optional<int> m_status;  // CMD's wait status, once it ended
   bool m_lost = false;
   std::optional<Clock::time_point> m_kill_deadline;
 };
@@ -143,9 +261,21 @@ std::string describe_loss(const Lock* lock, const std::error_code& reason) {
   return reason.message();
 }
 
-int supervise(Client& client, Lock* lock, pid_t child, SignalForwarder& signals,
-              const SuperviseOptions& options) {
-  return Supervision(client, lock, child, signals, options).run();
+int job_control_terminal() noexcept {
+  const pid_t session = ::getsid(0);
+  for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    if (::tcgetpgrp(fd) >= 0 && ::tcgetsid(fd) == session) return fd;
+  }
+  return -1;
+}
+
+bool in_foreground(int terminal_fd) noexcept {
+  return ::tcgetpgrp(terminal_fd) == ::getpgrp();
+}
+
+int supervise(Client& client, Lock* lock, CommandGuard& guard,
+              SignalForwarder& signals, const SuperviseOptions& options) {
+  return Supervision(client, lock, guard, signals, options).run();
 }
 
 }  // namespace baton::cli
