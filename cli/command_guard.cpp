@@ -145,7 +145,15 @@ class Guard {
       n = ::read(m_control, &command, 1);
     } while (n < 0 && errno == EINTR);
     if (n == 1 && command == k_terminate) {
-      signal_tree(::getpid(), group(), SIGTERM);
+      // CMD first, alone, as a shell's `kill` would: it may stop its own
+      // children in order. What it leaves running gets SIGTERM once it
+      // exits (reap()), and everything SIGKILL at baton's deadline.
+      if (!m_command_done) {
+        ::kill(m_command, SIGTERM);
+        ::kill(m_command, SIGCONT);
+      } else {
+        signal_tree(::getpid(), -1, SIGTERM);
+      }
       return true;
     }
     if (n < 0 && errno == EAGAIN) return true;

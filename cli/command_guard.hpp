@@ -59,7 +59,8 @@ class CommandGuard {
   bool read_event(GuardEvent& event) noexcept;
   bool eof() const noexcept { return m_eof; }
 
-  // SIGTERM (then SIGCONT) to CMD's process group and every descendant.
+  // SIGTERM (then SIGCONT) to CMD, or, once CMD has exited, to every
+  // descendant left; the guard sends the same to what CMD leaves behind.
   void terminate() noexcept;
   // SIGKILL to the tree, again until it is gone.
   void kill() noexcept;

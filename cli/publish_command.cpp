@@ -164,7 +164,8 @@ int publish_command(int argc, char** argv, const GlobalOptions& global) {
   // Built with append, not "'" + ...: g++ 12 at -O3 warns a false
   // -Wrestrict on that operator+ chain.
   std::string source_name = "standard input";
-  if (!from_stdin) source_name.assign("'").append(printable(options.source)).append("'");
+  if (!from_stdin)
+    source_name.assign("'").append(printable(options.source)).append("'");
   int source_fd = STDIN_FILENO;
   if (!from_stdin) {
     source_fd = ::open(options.source.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC);

@@ -46,9 +46,10 @@ std::string describe_loss(const Lock* lock, const std::error_code& reason);
 // it started have ended, and returns the exit code baton should exit with:
 // CMD's own (128+N for signal N), or k_exit_lock_lost when LOCK was lost,
 // or the daemon went away, while the tree ran (without a LOCK, as for a
-// claimed item, only the latter). In that case prints one line, sends the
-// tree SIGTERM, and SIGKILL after kill_after. Processes CMD leaves behind
-// get the same when it exits. Forwards signals to CMD; with a terminal,
+// claimed item, only the latter). In that case prints one line, sends CMD
+// SIGTERM, what it leaves behind SIGTERM once it exited, and the whole tree
+// SIGKILL kill_after after the loss. Processes CMD leaves behind when it
+// exits get the same. Forwards signals to CMD; with a terminal,
 // mirrors CMD's job-control stops (Ctrl-Z stops CMD, then baton). Does not
 // release LOCK.
 int supervise(Client& client, Lock* lock, CommandGuard& guard,

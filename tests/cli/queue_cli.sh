@@ -142,8 +142,12 @@ id=$(cat "$work/out")
 claimer=$!
 if eventually 10 test -s "$work/kill.pid"; then
     cmd_pid=$(cat "$work/kill.pid")
+    # CMD runs under baton claim's guard process (cli/command_guard.hpp).
     parent=$(awk '{ print $4 }' "/proc/$cmd_pid/stat")
-    check "CMD is baton claim's child" "CMD's parent is $parent, not $claimer" test "$parent" = "$claimer"
+    grandparent=$(sed 's/.*) //' "/proc/$parent/stat" | cut -d' ' -f2)  # comm has a space
+    check "CMD is baton claim's grandchild, under its guard" \
+        "CMD's parent is $parent, whose parent is $grandparent, not $claimer" \
+        test "$grandparent" = "$claimer"
     check "the item is in cur/ while CMD runs" "item $id not in cur/: $(files q/kill)" \
         test -f "$root/q/kill/cur/$id"
     kill -KILL "$claimer"
