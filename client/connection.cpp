@@ -80,8 +80,12 @@ std::shared_ptr<Connection> Connection::open(const ClientOptions& options,
       std::shared_ptr<Connection> connection(new Connection(fd, options));
       // The greeting gets its own bound: a daemon that accepted but hangs
       // must not hold a job forever.
-      ec = connection->read_greeting(
-          std::max(deadline, Clock::now() + std::chrono::seconds(5)));
+      const auto greeting_deadline = std::max(deadline, Clock::now() + std::chrono::seconds(5));
+      ec = connection->read_greeting(greeting_deadline);
+      // A first request at once: batond closes a connection that sends
+      // none within its --idle-timeout, and a client may connect long
+      // before it needs a lock.
+      if (!ec) connection->call(protocol::PingRequest{}, greeting_deadline, ec);
       if (!ec) return connection;
       if (ec == errc::timed_out) ec = make_error_code(errc::daemon_unreachable);
       if (ec != errc::connection_lost) return nullptr;

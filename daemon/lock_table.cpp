@@ -298,6 +298,19 @@ void LockTable::unlock_file_now(const EntryPtr& entry) {
   }
 }
 
+bool LockTable::cancel(LockClient& client, const std::string& name) {
+  auto it = m_entries.find(name);
+  if (it == m_entries.end()) return false;
+  EntryPtr entry = it->second;
+  auto waiter = std::find_if(entry->queue.begin(), entry->queue.end(),
+                             [&](const auto& w) { return w->client == &client; });
+  if (waiter == entry->queue.end()) return false;
+  std::shared_ptr<Waiter> withdrawn = *waiter;
+  finish(withdrawn, failure(errc::cancelled, "lock request for '" + name + "' withdrawn"));
+  remove_waiter(entry, withdrawn);
+  return true;
+}
+
 void LockTable::release_all(LockClient& client) {
   std::vector<std::string> held;
   for (auto& [name, entry] : m_entries) {

@@ -98,6 +98,10 @@ class LockTable {
   // Releases a lock CLIENT holds; errc::not_held otherwise.
   std::error_code release(LockClient& client, const std::string& name);
 
+  // Withdraws CLIENT's queued request for NAME: it completes with
+  // errc::cancelled and is never granted. False if none is queued.
+  bool cancel(LockClient& client, const std::string& name);
+
   // Cancels CLIENT's waits and releases its locks: its connection is gone.
   void release_all(LockClient& client);
 

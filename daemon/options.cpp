@@ -35,6 +35,9 @@ enum OptionId {
   k_exit_when_idle,
   k_allow_local_locks,
   k_allow_uids,
+  k_idle_timeout,
+  k_max_connections_per_process,
+  k_max_buffered_bytes,
 };
 
 struct OptionSpec {
@@ -69,6 +72,11 @@ const OptionSpec k_options[] = {
     {{"allow-local-locks", no_argument, nullptr, k_allow_local_locks},
      "BATON_ALLOW_LOCAL_LOCKS"},
     {{"allow-uids", required_argument, nullptr, k_allow_uids}, "BATON_ALLOW_UIDS"},
+    {{"idle-timeout", required_argument, nullptr, k_idle_timeout}, "BATON_IDLE_TIMEOUT"},
+    {{"max-connections-per-process", required_argument, nullptr, k_max_connections_per_process},
+     "BATON_MAX_CONNECTIONS_PER_PROCESS"},
+    {{"max-buffered-bytes", required_argument, nullptr, k_max_buffered_bytes},
+     "BATON_MAX_BUFFERED_BYTES"},
     {{"help", no_argument, nullptr, k_show_help}, nullptr},
     {{"version", no_argument, nullptr, k_show_version}, nullptr},
 };
@@ -180,6 +188,19 @@ bool apply(int id, const char* value, const char* flag, DaemonOptions& o,
     case k_allow_uids:
       if (!parse_uids(value, o.allow_uids)) return bad("expected a comma-separated list of uids");
       break;
+    case k_idle_timeout:
+      if (!parse_seconds(value, o.idle_timeout) || (o.idle_timeout.count() > 0 &&
+                                                    o.idle_timeout.count() < 10))
+        return bad("expected seconds, 0 (off) or at least 0.01");
+      break;
+    case k_max_connections_per_process:
+      if (!parse_size(value, 1, 1 << 20, o.max_connections_per_process))
+        return bad("expected 1 to 1048576");
+      break;
+    case k_max_buffered_bytes:
+      if (!parse_size(value, 1 << 20, std::size_t{1} << 40, o.max_buffered_bytes))
+        return bad("expected 1048576 to 1099511627776");
+      break;
     default: return bad("unknown option");
   }
   return true;
@@ -210,6 +231,15 @@ void print_usage() {
       "     --pod-name NAME          default $POD_NAME, else the host name\n"
       "     --node-name NAME         default $NODE_NAME, else \"unknown\"\n"
       "     --max-connections N      default 1024\n"
+      "     --max-connections-per-process N  connections one client process may\n"
+      "                                have (peers in other pid namespaces are not\n"
+      "                                counted), default 512\n"
+      "     --idle-timeout SECONDS   close a connection that sends no complete request\n"
+      "                                this long after connecting, or leaves a line\n"
+      "                                unfinished this long, default 10 (0: never)\n"
+      "     --max-buffered-bytes N   unread request bytes and unsent reply bytes of all\n"
+      "                                connections together, default 64 MiB (at least\n"
+      "                                4 times --max-message-bytes)\n"
       "     --max-message-bytes N    default 65536\n"
       "     --max-locks-per-session N  default 64\n"
       "     --max-send-queue-bytes N  unread replies before a client is dropped,\n"

@@ -19,6 +19,13 @@ struct DaemonOptions {
   std::string pod_name;                            // default $POD_NAME or host name
   std::string node_name;                           // default $NODE_NAME or "unknown"
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_process = 512;  // by SO_PEERCRED pid; pid 0 not counted
+  // A connection that sent no complete request this long after connecting,
+  // or left a line unfinished this long, is closed. Zero: never.
+  std::chrono::milliseconds idle_timeout{10000};
+  // Input and output buffered for all connections together, beyond a small
+  // allowance each; raised to 4 x max_message_bytes if below.
+  std::size_t max_buffered_bytes = 64 * 1024 * 1024;
   std::size_t max_message_bytes = 64 * 1024;
   std::size_t max_locks_per_session = 64;
   std::size_t max_send_queue_bytes = 1024 * 1024;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -63,6 +64,45 @@ std::string real_path(const std::string& path) {
   return ::realpath(path.c_str(), resolved) ? resolved : path;
 }
 
+// Warnings that can come a thousand a second (refused connections): the
+// first of a burst is logged at once, the rest once a second as a count.
+class BurstLog {
+ public:
+  BurstLog(asio::io_context& io, std::string what, std::string more)
+      : m_timer(io), m_what(std::move(what)), m_more(std::move(more)) {}
+
+  void note(const std::string& detail) {
+    if (m_active) {
+      ++m_count;
+      m_last = detail;
+      return;
+    }
+    spdlog::warn("{}: {}", m_what, detail);
+    m_active = true;
+    wait();
+  }
+
+ private:
+  void wait() {
+    m_timer.expires_after(std::chrono::seconds(1));
+    m_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || m_count == 0) {
+        m_active = false;
+        return;
+      }
+      spdlog::warn("{} {} in the last 1 s (last: {})", m_count, m_more, m_last);
+      m_count = 0;
+      wait();
+    });
+  }
+
+  asio::steady_timer m_timer;
+  std::string m_what, m_more;
+  bool m_active = false;  // a burst is on: count, do not log
+  std::size_t m_count = 0;
+  std::string m_last;
+};
+
 class Daemon final : public SessionHost {
  public:
   Daemon(const DaemonOptions& options, int locks_dir_fd, bool local_fs)
@@ -82,6 +122,8 @@ class Daemon final : public SessionHost {
     m_limits.max_message_bytes = options.max_message_bytes;
     m_limits.max_locks = options.max_locks_per_session;
     m_limits.max_send_queue_bytes = options.max_send_queue_bytes;
+    m_limits.idle_timeout = options.idle_timeout;
+    m_budget->limit = std::max(options.max_buffered_bytes, 4 * options.max_message_bytes);
     protocol::Greeting greeting;
     greeting.server = std::string("batond ") + k_version;
     greeting.pod = options.pod_name;
@@ -131,6 +173,7 @@ class Daemon final : public SessionHost {
   Backlogs& backlogs() override { return m_backlogs; }
   std::uint64_t instance_id() const override { return m_instance; }
   const SessionLimits& session_limits() const override { return m_limits; }
+  std::shared_ptr<BufferBudget> buffer_budget() override { return m_budget; }
   const std::string& greeting() const override { return m_greeting; }
   nlohmann::json server_status() const override {
     auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -183,13 +226,16 @@ class Daemon final : public SessionHost {
       }
       if (auto refusal = refuse(client)) {
         std::string line = protocol::encode_error(std::nullopt, refusal->first, refusal->second);
-        spdlog::warn("refused {}: {}", client.describe(), refusal->second);
-        boost::system::error_code ignored;
-        asio::write(socket, asio::buffer(line), ignored);  // small: fits the socket buffer
+        m_refusals.note(client.describe() + ": " + refusal->second);
+        // Never waits: the line is small and the socket is new, but a refused
+        // client must not be able to stall the accept loop either.
+        [[maybe_unused]] ssize_t ignored = ::send(socket.native_handle(), line.data(), line.size(),
+                                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         continue;
       }
       auto session = std::make_shared<Session>(std::move(socket), client, *this);
       m_sessions.insert(session);
+      if (client.pid > 0) ++m_per_process[client.pid];
       asio::co_spawn(m_io, session->run(), [this, session](std::exception_ptr e) {
         if (e) {
           try {
@@ -201,6 +247,8 @@ class Daemon final : public SessionHost {
           m_locks.release_all(*session);
         }
         m_sessions.erase(session);
+        if (int pid = session->client_info().pid; pid > 0 && --m_per_process[pid] == 0)
+          m_per_process.erase(pid);
         session_ended(*session);
       });
     }
@@ -226,16 +274,52 @@ class Daemon final : public SessionHost {
     m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
 
-  std::optional<std::pair<errc, std::string>> refuse(const ClientInfo& client) const {
+  // Why CLIENT may not connect, or nullopt. At the connection limit a
+  // connection that holds and waits for nothing is closed to make room, so
+  // that a flood of silent connections cannot lock out a probe.
+  std::optional<std::pair<errc, std::string>> refuse(const ClientInfo& client) {
     if (!m_options.allow_uids.empty() &&
         std::find(m_options.allow_uids.begin(), m_options.allow_uids.end(), client.uid) ==
             m_options.allow_uids.end())
       return std::pair{errc::permission_denied,
                        "uid " + std::to_string(client.uid) + " is not allowed"};
-    if (m_sessions.size() >= m_options.max_connections)
+    if (client.pid > 0) {
+      auto it = m_per_process.find(client.pid);
+      if (it != m_per_process.end() && it->second >= m_options.max_connections_per_process)
+        return std::pair{errc::limit_exceeded,
+                         "too many connections from pid " + std::to_string(client.pid) + " (" +
+                             std::to_string(m_options.max_connections_per_process) +
+                             ", --max-connections-per-process)"};
+    }
+    if (m_sessions.size() >= m_options.max_connections && !make_room())
       return std::pair{errc::limit_exceeded,
-                       "too many connections (" + std::to_string(m_options.max_connections) + ")"};
+                       "too many connections (" + std::to_string(m_options.max_connections) +
+                           "), all of them busy"};
     return std::nullopt;
+  }
+
+  // Closes one connection that holds and waits for nothing: one that never
+  // sent a request if any (oldest first), else the one idle longest. False
+  // if every open connection is busy.
+  bool make_room() {
+    std::size_t open = 0;
+    Session* victim = nullptr;
+    auto rank = [](const Session& s) { return std::pair{s.spoke(), s.last_active()}; };
+    for (const auto& session : m_sessions) {
+      if (session->closing()) continue;
+      ++open;
+      if (session->busy()) continue;
+      if (!victim || rank(*session) < rank(*victim)) victim = session.get();
+    }
+    if (open < m_options.max_connections) return true;  // some are closing already
+    if (!victim) return false;
+    m_evictions.note(victim->client_info().describe() +
+                     (victim->spoke() ? " (idle)" : " (sent nothing)"));
+    victim->close_with_error(errc::limit_exceeded,
+                             "connection closed to make room for a new one (" +
+                                 std::to_string(m_options.max_connections) +
+                                 " connections, --max-connections)");
+    return true;
   }
 
   void session_ended(const Session& session) {
@@ -301,6 +385,11 @@ class Daemon final : public SessionHost {
   Protocol::acceptor m_acceptor;
   asio::signal_set m_signals;
   SessionLimits m_limits;
+  std::shared_ptr<BufferBudget> m_budget = std::make_shared<BufferBudget>();
+  std::map<int, std::size_t> m_per_process;  // open sessions by peer pid (> 0)
+  BurstLog m_refusals{m_io, "refused a connection", "more connections refused"};
+  BurstLog m_evictions{m_io, "closed a connection to make room for a new one",
+                       "more connections closed to make room"};
   std::string m_greeting;
   std::set<std::shared_ptr<Session>> m_sessions;
   std::chrono::steady_clock::time_point m_started;

@@ -4,11 +4,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/read_until.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -48,55 +48,175 @@ Session::Session(Socket socket, ClientInfo client, SessionHost& host)
     : m_socket(std::move(socket)),
       m_client(client),
       m_host(host),
-      m_outbox_ready(m_socket.get_executor()) {
+      m_outbox_ready(m_socket.get_executor()),
+      m_budget(host.buffer_budget()),
+      m_idle_timer(m_socket.get_executor()) {
   m_outbox_ready.expires_at(std::chrono::steady_clock::time_point::max());
 }
 
 asio::awaitable<void> Session::run() {
   spdlog::debug("connect {}", m_client.describe());
   send(m_host.greeting());
+  m_line_since = std::chrono::steady_clock::now();  // the first request is due within the idle timeout
+  arm_idle_timer();
   co_await (read_requests() && write_replies());
+  m_idle_timer.cancel();
   m_host.locks().release_all(*this);
+  std::string().swap(m_input);
+  m_budget->give(std::exchange(m_charged, 0));
   co_await discard_stages();
   spdlog::debug("disconnect {}", m_client.describe());
 }
 
+// Reads what the socket has into a buffer shared by all sessions (one loop
+// thread: reads never overlap), then appends it to m_input. A connection
+// that sends nothing so costs no buffer at all, and m_input grows only
+// within the global budget.
 asio::awaitable<void> Session::read_requests() {
+  static char scratch[64 * 1024];
   const std::size_t max = m_host.session_limits().max_message_bytes;
-  while (!m_closing) {
-    auto [ec, size] = co_await asio::async_read_until(
-        m_socket, asio::dynamic_buffer(m_input, max), '\n', k_tuple);
-    if (ec == asio::error::not_found) {
+  boost::system::error_code ec;
+  m_socket.non_blocking(true, ec);
+  while (!m_closing && !ec) {
+    std::size_t n = m_socket.read_some(asio::buffer(scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      std::tie(ec) = co_await m_socket.async_wait(Socket::wait_read, k_tuple);
+      continue;
+    }
+    if (ec) break;  // closed by the peer, or by us
+    const std::size_t had = m_input.size();
+    const std::size_t capacity = m_input.capacity();
+    const std::size_t grown =
+        had + n <= capacity ? capacity : std::max(had + n, 2 * capacity);  // libstdc++'s growth
+    if (!recharge(grown, m_outbox_bytes)) {
+      const std::size_t limit = m_budget->limit;
+      send(protocol::encode_error(
+          std::nullopt, errc::limit_exceeded,
+          "daemon input buffers are full (--max-buffered-bytes " + std::to_string(limit) +
+              "): a request of " + std::to_string(had + n) + "+ bytes is not accepted now"));
+      spdlog::warn("{}: buffers of all connections at --max-buffered-bytes {}, closing this "
+                   "one ({} bytes of an unfinished request)",
+                   m_client.describe(), limit, had + n);
+      break;
+    }
+    m_input.append(scratch, n);
+    recharge(m_input.capacity(), m_outbox_bytes, /*force=*/true);
+    // Handle every complete line before the writer runs: the replies that
+    // are ready at once (an unlock, then an uncontended lock) then leave in
+    // one write and wake the client once.
+    std::size_t start = 0;
+    for (std::size_t end = m_input.find('\n', had);
+         !m_closing && end != std::string::npos; end = m_input.find('\n', start)) {
+      handle_line(std::string_view(m_input).substr(start, end - start));
+      start = end + 1;
+    }
+    m_input.erase(0, start);
+    if (m_input.size() >= max && !m_closing) {
       // No newline within the limit: we cannot find the next message.
       send(protocol::encode_error(std::nullopt, errc::limit_exceeded,
                                   "message longer than " + std::to_string(max) + " bytes"));
       spdlog::warn("{}: message over {} bytes, closing", m_client.describe(), max);
       break;
     }
-    if (ec) break;  // closed by the peer, or by us
-    handle_line(size);
-    // Handle the lines already buffered before the writer runs: the replies
-    // that are ready at once (an unlock, then an uncontended lock) then leave
-    // in one write and wake the client once.
-    for (std::size_t end; !m_closing && (end = m_input.find('\n')) != std::string::npos;)
-      handle_line(end + 1);
+    if (m_input.capacity() > BufferBudget::k_free_bytes && m_input.size() < m_input.capacity() / 4) {
+      std::string(m_input).swap(m_input);  // give a large line's room back
+      recharge(m_input.capacity(), m_outbox_bytes, /*force=*/true);
+    }
+    note_input(start > 0);
   }
   m_closing = true;
   m_outbox_ready.cancel();
 }
 
-void Session::handle_line(std::size_t size) {
-  std::string_view line(m_input.data(), size - 1);
+void Session::handle_line(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // socat crlf
-  if (!line.empty()) {
-    auto decoded = protocol::decode_request(line);
-    if (auto* error = std::get_if<protocol::DecodeError>(&decoded)) {
-      send(protocol::encode_error(error->id, error->code, error->message));
-    } else {
-      handle(std::get<protocol::Request>(std::move(decoded)));
-    }
+  // An empty line is not a JSON object either: it gets its protocol_error.
+  auto decoded = protocol::decode_request(line);
+  if (auto* error = std::get_if<protocol::DecodeError>(&decoded)) {
+    send(protocol::encode_error(error->id, error->code, error->message));
+  } else {
+    handle(std::get<protocol::Request>(std::move(decoded)));
   }
-  m_input.erase(0, size);
+}
+
+bool Session::recharge(std::size_t input_capacity, std::size_t outbox, bool force) {
+  auto over = [](std::size_t bytes) {
+    return bytes > BufferBudget::k_free_bytes ? bytes - BufferBudget::k_free_bytes : 0;
+  };
+  const std::size_t wanted = over(input_capacity) + over(outbox);
+  if (wanted > m_charged) {
+    if (!m_budget->take(wanted - m_charged)) {
+      if (!force) return false;
+      m_budget->used += wanted - m_charged;
+    }
+  } else {
+    m_budget->give(m_charged - wanted);
+  }
+  m_charged = wanted;
+  return true;
+}
+
+void Session::note_input(bool completed_a_line) {
+  if (completed_a_line) {
+    m_spoke = true;
+    m_last_active = std::chrono::steady_clock::now();
+    m_line_since.reset();
+  }
+  if (m_input.empty()) {
+    if (m_spoke) m_line_since.reset();
+  } else if (!m_line_since) {
+    m_line_since = std::chrono::steady_clock::now();  // a new line began
+  }
+  arm_idle_timer();
+}
+
+void Session::arm_idle_timer() {
+  const auto timeout = m_host.session_limits().idle_timeout;
+  if (timeout.count() == 0 || m_idle_armed || !m_line_since || m_closing) return;
+  m_idle_armed = true;
+  m_idle_timer.expires_at(*m_line_since + timeout);
+  m_idle_timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->m_idle_armed = false;
+    if (!ec) self->idle_timer_fired();
+  });
+}
+
+// The deadline may have moved since the timer was set (a request came), so
+// it is judged again here; the timer is re-armed only while one runs.
+void Session::idle_timer_fired() {
+  if (m_closing || !m_line_since) return;
+  const auto timeout = m_host.session_limits().idle_timeout;
+  if (busy()) {
+    m_line_since = std::chrono::steady_clock::now();  // never closed while it holds or waits
+  } else if (std::chrono::steady_clock::now() >= *m_line_since + timeout) {
+    const std::string seconds = fmt::format("{:g}", timeout.count() / 1000.0);
+    close_with_error(errc::timed_out,
+                     m_spoke ? "request line not finished within " + seconds + " s (--idle-timeout)"
+                             : "no request within " + seconds + " s of connecting (--idle-timeout)");
+    return;
+  }
+  arm_idle_timer();
+}
+
+bool Session::busy() const noexcept {
+  return !m_names.empty() || !m_waiting.empty() || !m_stages.empty() || !m_items.empty() ||
+         !m_claims.empty() || m_pending_publishes || m_pending_items || m_pending_claims ||
+         m_pending_waits || m_in_flight || !m_outbox.empty();
+}
+
+void Session::close_with_error(errc code, const std::string& message) {
+  if (m_closing || !m_socket.is_open()) return;
+  spdlog::debug("{}: closing: {}", m_client.describe(), message);
+  if (m_outbox.empty()) {
+    // Straight to the socket, never waiting: a client that does not read
+    // must not keep its connection open by filling its buffer.
+    std::string line = protocol::encode_error(std::nullopt, code, message);
+    [[maybe_unused]] ssize_t ignored =
+        ::send(m_socket.native_handle(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  close();
 }
 
 asio::awaitable<void> Session::write_replies() {
@@ -125,6 +245,7 @@ asio::awaitable<void> Session::write_replies() {
       m_outbox_bytes -= m_outbox.front().bytes.size();
       m_outbox.pop_front();
     }
+    recharge(m_input.capacity(), m_outbox_bytes, /*force=*/true);
   }
   for (Outgoing& unsent : m_outbox)
     if (unsent.fd >= 0) ::close(std::exchange(unsent.fd, -1));
@@ -170,6 +291,13 @@ void Session::send(std::string line, int fd) {
   const bool backlog = m_outbox_bytes > m_host.session_limits().max_send_queue_bytes;
   m_outbox_bytes += line.size();
   m_outbox.push_back(Outgoing{std::move(line), fd});
+  if (!recharge(m_input.capacity(), m_outbox_bytes)) {
+    spdlog::warn("{}: replies of all connections at --max-buffered-bytes {}, closing this one "
+                 "({} bytes unsent)",
+                 m_client.describe(), m_budget->limit, m_outbox_bytes);
+    close();
+    return;
+  }
   if (backlog) {
     // The client does not read: dropping it (and its locks) is the only
     // bound on our memory it cannot defeat.
@@ -183,6 +311,7 @@ void Session::send(std::string line, int fd) {
 
 void Session::close() {
   m_closing = true;
+  m_idle_timer.cancel();
   boost::system::error_code ignored;
   m_socket.shutdown(Socket::shutdown_both, ignored);
   m_socket.close(ignored);
@@ -191,6 +320,7 @@ void Session::close() {
 
 void Session::close_after_flush() {
   m_closing = true;
+  m_idle_timer.cancel();
   boost::system::error_code ignored;
   m_socket.shutdown(Socket::shutdown_receive, ignored);  // ends the reader
   m_outbox_ready.cancel();
@@ -208,6 +338,7 @@ void Session::handle(protocol::Request request) {
   if (std::holds_alternative<protocol::PingRequest>(request.body)) {
     send(protocol::encode_ok(id));
   } else if (std::holds_alternative<protocol::StatusRequest>(request.body)) {
+    ++m_in_flight;
     asio::co_spawn(m_socket.get_executor(),
                    [self = shared_from_this(), id] { return self->handle_status(id); },
                    log_failure("status"));
@@ -231,6 +362,7 @@ void Session::handle(protocol::Request request) {
       send(granted_reply(id, lock->name, *granted));
       return;
     }
+    m_waiting[lock->name] = id;
     asio::co_spawn(m_socket.get_executor(),
                    [self = shared_from_this(), id, request = std::move(*lock)]() mutable {
                      return self->handle_lock(id, std::move(request));
@@ -311,6 +443,21 @@ void Session::handle(protocol::Request request) {
       send(protocol::encode_ok(id));  // already gone; not the client's fault
       return;
     }
+    if (auto waiting = m_waiting.find(unlock->name); waiting != m_waiting.end()) {
+      // Withdraws a request not answered yet: queued, not yet queued (its
+      // coroutine has not started), or granted an instant ago (its reply not
+      // sent). Either way it is never granted after this, and gets its reply
+      // before the unlock's.
+      const std::uint64_t lock_id = waiting->second;
+      m_waiting.erase(waiting);
+      if (!m_host.locks().cancel(*this, unlock->name)) m_host.locks().release(*this, unlock->name);
+      m_names.erase(unlock->name);
+      send(protocol::encode_error(lock_id, errc::cancelled,
+                                  "lock request for '" + unlock->name + "' withdrawn by unlock " +
+                                      std::to_string(id)));
+      send(protocol::encode_ok(id));
+      return;
+    }
     std::error_code ec = m_host.locks().release(*this, unlock->name);
     if (ec) {
       send(protocol::encode_error(id, errc::not_held,
@@ -332,8 +479,16 @@ asio::awaitable<void> Session::handle_lock(std::uint64_t id, protocol::LockReque
     if (notice.holder) interim["holder"] = *notice.holder;
     send(protocol::encode_line(interim));
   };
+  // An unlock may have withdrawn this request already (and answered it).
+  auto wanted = [&] {
+    auto it = m_waiting.find(request.name);
+    return it != m_waiting.end() && it->second == id;
+  };
+  if (!wanted()) co_return;
   Acquired result = co_await m_host.locks().acquire(*this, request.name, request.mode,
                                                    request.timeout, std::move(on_queued));
+  if (!wanted()) co_return;
+  m_waiting.erase(request.name);
   if (result.error) {
     m_names.erase(request.name);
     send(protocol::encode_error(id, static_cast<errc>(result.error.value()), result.message));
@@ -354,6 +509,7 @@ std::string Session::granted_reply(std::uint64_t id, const std::string& name,
 }
 
 asio::awaitable<void> Session::handle_status(std::uint64_t id) {
+  PendingGuard in_flight{m_in_flight};
   std::vector<LockStatus> locks = co_await m_host.locks().status();
   nlohmann::json list = nlohmann::json::array();
   for (const LockStatus& lock : locks)
@@ -363,9 +519,13 @@ asio::awaitable<void> Session::handle_status(std::uint64_t id) {
 
 template <typename Handler, typename... Args>
 void Session::spawn(Handler handler, std::uint64_t id, Args... args) {
+  ++m_in_flight;
+  // The lambda lives in co_spawn's frame until the handler is done.
   asio::co_spawn(m_socket.get_executor(),
-                 [self = shared_from_this(), handler, id, args...]() mutable {
-                   return ((*self).*handler)(id, std::move(args)...);
+                 [self = shared_from_this(), handler, id, args...]() mutable
+                 -> asio::awaitable<void> {
+                   PendingGuard in_flight{self->m_in_flight};
+                   co_await ((*self).*handler)(id, std::move(args)...);
                  },
                  log_failure("request"));
 }

@@ -61,6 +61,8 @@ constexpr std::array k_errors{
               error_kind::permanent},
     ErrorInfo{errc::already_exists, "already_exists", "file already exists",
               error_kind::permanent},
+    ErrorInfo{errc::cancelled, "cancelled", "lock request was withdrawn by an unlock",
+              error_kind::permanent},
 };
 
 const ErrorInfo* find(int value) noexcept {

@@ -1,6 +1,8 @@
 #include "protocol/messages.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "protocol/json_line.hpp"
 #include "protocol/lock_name.hpp"
@@ -14,9 +16,31 @@ using json = nlohmann::json;
 // IDs must survive a trip through a JavaScript client's doubles.
 constexpr std::uint64_t k_max_id = (std::uint64_t{1} << 53) - 1;
 
-std::optional<json> parse_object(std::string_view line) {
-  json object = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (object.is_discarded() || !object.is_object()) return std::nullopt;
+// LINE as a JSON object, or nullopt. A key given twice in one object makes
+// it no object at all (DUPLICATE names the key): nlohmann keeps the last,
+// so {"op":"ping","op":"lock",...} would take a lock a reader sees as ping.
+std::optional<json> parse_object(std::string_view line, std::string* duplicate = nullptr) {
+  std::vector<std::vector<std::string>> keys;  // of each object being parsed
+  bool repeated = false;
+  auto check = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == json::parse_event_t::key && !keys.empty() && !repeated) {
+      auto& seen = keys.back();
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        repeated = true;
+        if (duplicate) *duplicate = key.substr(0, 64);
+      } else {
+        seen.push_back(key);
+      }
+    }
+    return true;
+  };
+  json object = json::parse(line, check, /*allow_exceptions=*/false);
+  if (repeated || object.is_discarded() || !object.is_object()) return std::nullopt;
   return object;
 }
 
@@ -158,13 +182,17 @@ std::variant<Request, DecodeError> decode_request(std::string_view line) {
 namespace {
 std::variant<Request, DecodeError> decode_request_fields(std::string_view line) {
   DecodeError error;
-  std::optional<json> object = parse_object(line);
+  std::string duplicate;
+  std::optional<json> object = parse_object(line, &duplicate);
   if (!object) {
     // JSON text is UTF-8: say so rather than blame the syntax.
     const std::size_t bad = find_invalid_utf8(line);
-    error.message = bad == std::string_view::npos
-                        ? "message is not a JSON object"
-                        : "message is not valid UTF-8 (byte " + std::to_string(bad) + ")";
+    if (bad != std::string_view::npos)
+      error.message = "message is not valid UTF-8 (byte " + std::to_string(bad) + ")";
+    else if (!duplicate.empty())
+      error.message = "key '" + duplicate + "' appears twice in one object";
+    else
+      error.message = line.empty() ? "empty line is not a JSON object" : "message is not a JSON object";
     return error;
   }
   error.id = read_id(*object);

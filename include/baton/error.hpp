@@ -31,6 +31,7 @@ enum class errc {
   stale_token,         // a fencing token older than one already used
   not_found,           // the named file or queue item does not exist
   already_exists,      // create-only publish onto an existing file
+  cancelled,           // a queued lock request the client withdrew (unlock)
 };
 
 // What the caller should do about an error.

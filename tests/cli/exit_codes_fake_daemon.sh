@@ -20,13 +20,25 @@ start_fake() {
     stop_fake
     python3 "$fake" "$BATON_SOCKET" "$@" &
     fake_pid=$!
-    for _ in $(seq 100); do
-        [[ -S $BATON_SOCKET ]] && return 0
+    # A deadline, not a count of polls: python starts slowly on a busy machine.
+    if ! within 30 test -S "$BATON_SOCKET"; then
+        echo "fake_batond did not start within 30 s" >&2
+        exit 1
+    fi
+}
+# within SECONDS TEST...: whether TEST passes within SECONDS (polled).
+within() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
         sleep 0.02
     done
-    echo "fake_batond did not start" >&2
-    exit 1
 }
+# The child baton run started (so its signal handling is in place).
+has_child() { pgrep -P "$1" >/dev/null; }
+# PID is gone or a zombie.
+dead() { [[ ! $(ps -o stat= -p "$1" 2>/dev/null) =~ ^[^Z] ]]; }
 stop_fake() {
     if [[ -n $fake_pid ]]; then
         kill "$fake_pid" 2>/dev/null
@@ -153,9 +165,11 @@ fi
 
 # Signals reach CMD; CMD dies with baton.
 start_fake
-"$baton" run --lock a -- sh -c 'trap "exit 7" USR1; while :; do sleep 0.05; done' &
+"$baton" run --lock a -- sh -c 'trap "exit 7" USR1; : >"$0"; while :; do sleep 0.05; done' \
+    "$work/trapped" &
 pid=$!
-sleep 0.5
+# CMD's trap is set only once it wrote the file: a signal before would kill it.
+within 30 test -e "$work/trapped" || echo "FAIL baton run's CMD did not start within 30 s" >&2
 kill -USR1 "$pid"
 wait "$pid"
 got=$?
@@ -164,11 +178,11 @@ if [[ $got == 7 ]]; then echo "ok   SIGUSR1 forwarded"; else
 
 "$baton" run --lock a -- sleep 30 &
 pid=$!
-sleep 0.5
+within 30 has_child "$pid"
 child=$(pgrep -P "$pid")
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
-sleep 0.2
+[[ -n $child ]] && within 10 dead "$child"
 if [[ -z $child ]] || [[ $(ps -o stat= -p "$child" 2>/dev/null) =~ ^[^Z] ]]; then
     echo "FAIL CMD outlived baton" >&2; failures=$((failures + 1))
 else

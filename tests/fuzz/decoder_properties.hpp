@@ -22,7 +22,11 @@ namespace baton::fuzz {
 //  - a decoded Request encodes to one line that decodes to the same Request
 //    (same encoding again);
 //  - a DecodeError encodes (encode_error) to one line that libbaton reads back
-//    as a reply with the same code.
+//    as a reply with the same code;
+//  - an empty line is a protocol_error without id (docs/protocol.md: every
+//    line that is not a JSON object);
+//  - a decoded request with its "op" given a second time is a protocol_error:
+//    no key counts twice, so no reader can see another request than we did.
 inline std::string check_decoders(std::string_view line) {
   using namespace baton::protocol;
   constexpr std::uint64_t k_id_limit = std::uint64_t{1} << 53;
@@ -37,6 +41,12 @@ inline std::string check_decoders(std::string_view line) {
     return {};
   };
   try {
+    if (line.empty()) {
+      auto empty = decode_request(line);
+      auto* refused = std::get_if<DecodeError>(&empty);
+      if (!refused || refused->code != baton::errc::protocol_error || refused->id)
+        return "decode_request: an empty line is not a protocol_error without id";
+    }
     auto request = decode_request(line);
     if (auto* error = std::get_if<DecodeError>(&request)) {
       if (auto why = check_error(*error, "decode_request"); !why.empty()) return why;
@@ -52,6 +62,17 @@ inline std::string check_decoders(std::string_view line) {
     } else {
       const Request& decoded = std::get<Request>(request);
       if (decoded.id >= k_id_limit) return "decode_request: id not below 2^53";
+      std::string_view object = line;
+      while (!object.empty() && (object.back() == ' ' || object.back() == '\t' ||
+                                 object.back() == '\r' || object.back() == '\n'))
+        object.remove_suffix(1);
+      if (!object.empty() && object.back() == '}') {
+        std::string twice = std::string(object.substr(0, object.size() - 1)) + R"(,"op":"ping"})";
+        auto repeated = decode_request(twice);
+        auto* refused = std::get_if<DecodeError>(&repeated);
+        if (!refused || refused->code != baton::errc::protocol_error)
+          return "decode_request: a repeated \"op\" key was accepted: " + twice;
+      }
       std::string encoded = encode_request(decoded);
       if (!one_line(encoded)) return "encode_request: not one line";
       auto again = decode_request(std::string_view(encoded).substr(0, encoded.size() - 1));

@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -900,11 +901,14 @@ class ConnectionLimit : public BadInput {
 };
 
 TEST_F(ConnectionLimit, ConnectionOverTheLimitGetsNullIdErrorAndClose) {
-  // The holder is connection 1.
+  // The holder is connection 1. All three hold or wait: none of them is
+  // closed to make room (ConnectionEviction shows the other case).
   LineClient second = connect_raw();
   LineClient third = connect_raw();
   ASSERT_TRUE(second.is_open() && third.is_open());
   EXPECT_EQ(m_greeting["limits"].value("max_connections", 0), 3);
+  raw_lock(second, 1, "robust/second");
+  raw_queue(third, 1, "robust/held");
 
   std::string error;
   LineClient fourth = LineClient::connect_to(m_socket, error);
@@ -1287,6 +1291,336 @@ TEST_F(FdLimit, ConnectionsBeyondTheDescriptorLimitGetAnAnswer) {
 }
 
 // ---------------------------------------------------------------------------
+// Floods and budgets (issue 7, section 5): no client locks the others out,
+// and nothing the daemon buffers grows without bound.
+
+// Runs `baton ping` against SOCKET in a child process (another pid than
+// ours, as the startup probe is): its exit code, or -1 if it ran past BOUND.
+int run_baton_ping(const std::string& socket, milliseconds bound, milliseconds* took = nullptr) {
+  const auto start = Clock::now();
+  pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, 1);
+    ::execl(BATON_TEST_BATON, BATON_TEST_BATON, "--socket", socket.c_str(), "ping",
+            static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  bool done = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, bound);
+  if (took) *took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  if (!done) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Lets this process hold COUNT more descriptors (sockets of a flood).
+void raise_fd_limit(rlim_t count) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < count) {
+    limit.rlim_cur = std::min(count, limit.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+std::size_t count_lines_with(const std::string& text, std::string_view what) {
+  std::size_t count = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(what) != std::string::npos) ++count;
+  return count;
+}
+
+// Opens COUNT connections that never send a byte nor read one.
+std::vector<LineClient> open_silent(const std::string& socket, int count) {
+  std::vector<LineClient> clients;
+  for (int i = 0; i < count; ++i) {
+    std::string error;
+    clients.push_back(LineClient::connect_to(socket, error));
+    if (!clients.back().is_open()) {
+      ADD_FAILURE() << "connection " << i << ": " << error;
+      break;
+    }
+  }
+  return clients;
+}
+
+// 1,100 connections from one process that never send a byte, at the default
+// limits: the probe (another process) still answers at once, and the
+// daemon logs the refusals once a second with a count, not one line each.
+TEST_F(BadInput, FloodOfSilentConnectionsDoesNotLockOutThePing) {
+  raise_fd_limit(4096);
+  std::vector<LineClient> flood = open_silent(m_socket, 1100);
+  ASSERT_EQ(flood.size(), 1100u);
+  milliseconds took{};
+  EXPECT_EQ(run_baton_ping(m_socket, 60s, &took), 0) << "baton ping under the flood";
+  std::cout << "baton ping under a flood of 1100 silent connections: " << took.count()
+            << " ms\n";
+  // Every connection was answered: a greeting, or one limit_exceeded line.
+  int greeted = 0, refused = 0;
+  for (LineClient& client : flood) {
+    auto line = client.read_line();
+    ASSERT_TRUE(line) << "a flood connection got no line";
+    if (line->find("\"baton\"") != std::string::npos) {
+      ++greeted;
+    } else {
+      EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0) << "the per-process cap (512 by default) never refused";
+  flood.clear();
+  const std::string log = daemon_log();
+  EXPECT_LE(count_lines_with(log, "refused"), 10u)
+      << refused << " refusals, logged as:\n" << log.substr(0, 4000);
+}
+
+// At --max-connections, a newcomer takes the place of a connection that
+// sent nothing (oldest first); connections that hold or wait stay.
+class ConnectionEviction : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-connections", "40", "--max-connections-per-process", "1000"};
+  }
+};
+
+TEST_F(ConnectionEviction, NewcomerReplacesASilentConnection) {
+  // A waiter is busy: never closed to make room.
+  LineClient waiter = connect_raw();
+  ASSERT_TRUE(waiter.is_open());
+  raw_queue(waiter, 1, "robust/held");
+  std::vector<LineClient> flood = open_silent(m_socket, 200);
+  milliseconds took{};
+  EXPECT_EQ(run_baton_ping(m_socket, 60s, &took), 0) << "baton ping at the connection limit";
+  std::cout << "baton ping with 200 silent connections at --max-connections 40: "
+            << took.count() << " ms\n";
+  baton::Client probe = connect_client();
+  std::error_code ec;
+  probe.ping(ec);
+  EXPECT_FALSE(ec) << "libbaton ping at the connection limit: " << ec.message();
+  // The first flood connection was greeted, then told why it was closed.
+  ASSERT_TRUE(flood[0].read_line()) << "no greeting";
+  auto why = flood[0].read_line();
+  ASSERT_TRUE(why) << "the oldest silent connection was not closed";
+  EXPECT_TRUE(is_error_reply(*why, nullptr, "limit_exceeded"));
+  EXPECT_TRUE(flood[0].wait_closed());
+  expect_alive(waiter);  // still queued, still served
+  flood.clear();
+}
+
+class IdleTimeout : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override { return {"--idle-timeout", "0.3"}; }
+};
+
+TEST_F(IdleTimeout, ConnectionThatSendsNothingIsClosed) {
+  const auto start = Clock::now();
+  LineClient silent = connect_raw();
+  ASSERT_TRUE(silent.is_open());
+  auto line = silent.read_line(20s);
+  ASSERT_TRUE(line) << "the silent connection was not closed within 20 s";
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "timed_out"));
+  EXPECT_TRUE(silent.wait_closed(nullptr, 20s));
+  EXPECT_GE(Clock::now() - start, 300ms) << "closed before the timeout";
+}
+
+TEST_F(IdleTimeout, UnfinishedLineIsCutOffButAnIdleClientStays) {
+  LineClient talker = connect_raw();
+  LineClient idle = connect_raw();
+  ASSERT_TRUE(talker.is_open() && idle.is_open());
+  expect_alive(idle);  // it spoke once: it may stay silent from now on
+  const auto idle_since = Clock::now();
+  expect_alive(talker);
+  ASSERT_TRUE(talker.send_all(R"({"id":7,"op":"pi)"));
+  auto line = talker.read_line(20s);
+  ASSERT_TRUE(line) << "the unfinished line was not cut off within 20 s";
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "timed_out"));
+  EXPECT_TRUE(talker.wait_closed(nullptr, 20s));
+  // The idle client stays past three timeouts (to show that something does
+  // not happen, time must pass); it is still served, and so is the holder.
+  while (Clock::now() - idle_since < 1s) ::usleep(10000);
+  std::string unread;
+  EXPECT_FALSE(idle.wait_closed(&unread, 10ms)) << "the idle client was closed: " << unread;
+  expect_alive(idle);
+}
+
+class PerProcessCap : public BadInput {
+ protected:
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-connections-per-process", "4"};
+  }
+};
+
+TEST_F(PerProcessCap, OneProcessCannotTakeEveryConnection) {
+  // The holder is this process's first connection.
+  std::vector<LineClient> mine;
+  for (int i = 0; i < 3; ++i) {
+    mine.push_back(connect_raw());
+    ASSERT_TRUE(mine.back().is_open());
+  }
+  std::string error;
+  LineClient over = LineClient::connect_to(m_socket, error);
+  ASSERT_TRUE(over.is_open()) << error;
+  auto line = over.read_line();
+  ASSERT_TRUE(line);
+  EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+  EXPECT_NE(line->find("per-process"), std::string::npos) << *line;
+  EXPECT_TRUE(over.wait_closed());
+  // Another process is served.
+  EXPECT_EQ(run_baton_ping(m_socket, 60s), 0);
+  for (LineClient& client : mine) expect_alive(client);
+  mine.pop_back();  // room for TearDown's third client
+}
+
+// Many connections each sending a line near --max-message-bytes: what the
+// daemon buffers for all of them stays within --max-buffered-bytes, the
+// ones past it get limit_exceeded and are closed, and everybody else is
+// served meanwhile.
+class BufferBudgetLimit : public BadInput {
+ protected:
+  static constexpr std::size_t k_message = 4 << 20, k_budget = 16 << 20;
+  std::vector<std::string> daemon_flags() const override {
+    return {"--max-message-bytes", std::to_string(k_message), "--max-buffered-bytes",
+            std::to_string(k_budget)};
+  }
+  // The daemon's peak resident memory so far.
+  std::size_t peak_rss() const {
+    std::string status = read_text_file("/proc/" + std::to_string(m_daemon.pid()) + "/status");
+    auto at = status.find("VmHWM:");
+    return at == std::string::npos ? 0 : std::stoul(status.substr(at + 6)) * 1024;
+  }
+};
+
+TEST_F(BufferBudgetLimit, HugeLinesFromManyConnectionsStayWithinTheBudget) {
+  const std::size_t before = peak_rss();
+  ASSERT_GT(before, 0u);
+  constexpr int k_clients = 32;
+  constexpr std::size_t k_line = k_message - 4096;  // below the message limit
+  std::vector<LineClient> clients;
+  for (int i = 0; i < k_clients; ++i) {
+    clients.push_back(connect_raw());
+    ASSERT_TRUE(clients.back().is_open());
+  }
+  const std::string chunk(256 * 1024, 'x');
+  std::vector<std::size_t> sent(k_clients, 0);
+  std::vector<bool> cut(k_clients, false);
+  // Round robin, so that all lines grow together, until each is sent whole
+  // or its connection was closed.
+  bool progress = true;
+  const auto deadline = Clock::now() + 120s;
+  while (progress && Clock::now() < deadline) {
+    progress = false;
+    for (int i = 0; i < k_clients; ++i) {
+      if (cut[i] || sent[i] >= k_line) continue;
+      std::size_t part = std::min(chunk.size(), k_line - sent[i]);
+      if (clients[i].send_all(std::string_view(chunk).substr(0, part), 2s)) {
+        sent[i] += part;
+        progress = true;
+      } else {
+        cut[i] = true;  // the daemon closed it (or stopped reading it)
+        progress = true;
+      }
+    }
+  }
+  // Meanwhile, and with the budget spent, well-behaved clients are served.
+  std::error_code ec;
+  m_holder.ping(ec);
+  EXPECT_FALSE(ec) << ec.message();
+  expect_others_unaffected();
+
+  int refused = 0, within = 0;
+  for (int i = 0; i < k_clients; ++i) {
+    auto line = clients[i].read_line(cut[i] ? k_bound : 200ms);
+    if (line) {
+      EXPECT_TRUE(is_error_reply(*line, nullptr, "limit_exceeded"));
+      EXPECT_TRUE(clients[i].wait_closed());
+      ++refused;
+    } else {
+      ++within;  // its line is buffered, within the budget
+    }
+  }
+  const std::size_t peak = peak_rss();
+  std::cout << "buffered-bytes budget 16 MiB, " << k_clients << " lines of 4 MiB: " << refused
+            << " connections refused, " << within << " buffered; peak RSS "
+            << (before >> 20) << " MiB before, " << (peak >> 20) << " MiB after\n";
+  EXPECT_GT(refused, 0);
+  EXPECT_LE(within * k_line, k_budget);
+  // The budget, the lines' decoding slack and the process itself.
+  EXPECT_LE(peak, before + k_budget + (24u << 20)) << "peak RSS " << (peak >> 20) << " MiB";
+  // The ones within the budget are still served when their line ends.
+  for (int i = 0; i < k_clients; ++i) {
+    if (cut[i] || clients[i].closed_by_peer()) continue;
+    ASSERT_TRUE(clients[i].send_all("\n"));
+    auto reply = clients[i].read_line(20s);
+    ASSERT_TRUE(reply);
+    EXPECT_TRUE(is_error_reply(*reply, nullptr, "protocol_error"));
+  }
+}
+
+// An unlock of a request still queued withdraws it: the lock request is
+// answered `cancelled` before the unlock's ok, it is never granted, and the
+// waiter behind it gets the lock when the holder releases.
+TEST_F(BadInput, UnlockOfAQueuedRequestWithdrawsIt) {
+  LineClient holder = connect_raw();
+  LineClient gives_up = connect_raw();
+  LineClient behind = connect_raw();
+  ASSERT_TRUE(holder.is_open() && gives_up.is_open() && behind.is_open());
+  raw_lock(holder, 1, "robust/cancel");
+  raw_queue(gives_up, 1, "robust/cancel");
+  raw_queue(behind, 1, "robust/cancel");
+  ASSERT_TRUE(gives_up.send_line(R"({"id":2,"op":"unlock","name":"robust/cancel"})"));
+  auto cancelled = gives_up.read_line();
+  ASSERT_TRUE(cancelled);
+  EXPECT_TRUE(is_error_reply(*cancelled, 1, "cancelled"));
+  EXPECT_TRUE(is_ok_reply(gives_up.read_line(), 2));
+
+  ASSERT_TRUE(holder.send_line(R"({"id":2,"op":"unlock","name":"robust/cancel"})"));
+  EXPECT_TRUE(is_ok_reply(holder.read_line(), 2));
+  auto granted = behind.read_line();
+  EXPECT_TRUE(is_ok_reply(granted, 1)) << "the waiter behind the withdrawn one";
+  expect_alive(gives_up);  // nothing came before the ping's reply: no grant
+
+  // Withdrawn in the same write as the request (before it even queued).
+  ASSERT_TRUE(gives_up.send_all(lock_line(3, "robust/cancel") + "\n" +
+                                R"({"id":4,"op":"unlock","name":"robust/cancel"})" + "\n"));
+  std::optional<std::string> reply;
+  while ((reply = gives_up.read_line()) && reply->find("\"queued\"") != std::string::npos) {
+  }
+  ASSERT_TRUE(reply);
+  EXPECT_TRUE(is_error_reply(*reply, 3, "cancelled"));
+  EXPECT_TRUE(is_ok_reply(gives_up.read_line(), 4));
+  ASSERT_TRUE(behind.send_line(R"({"id":2,"op":"unlock","name":"robust/cancel"})"));
+  EXPECT_TRUE(is_ok_reply(behind.read_line(), 2));
+  expect_alive(gives_up);
+  expect_lock_freed("robust/cancel");
+}
+
+TEST_F(BadInput, EmptyLineGetsProtocolError) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  send_bad(bad, "", nullptr, "protocol_error");
+  send_bad(bad, "\r", nullptr, "protocol_error");
+}
+
+TEST_F(BadInput, DuplicateKeysGetProtocolError) {
+  LineClient bad = connect_raw();
+  ASSERT_TRUE(bad.is_open());
+  send_bad(bad, R"({"id":1,"op":"ping","op":"lock","name":"robust/dup-key"})", nullptr,
+           "protocol_error");
+  send_bad(bad, R"({"id":1,"id":2,"op":"ping"})", nullptr, "protocol_error");
+  send_bad(bad, R"({"id":3,"op":"lock","name":"robust/dup-key","name":"robust/other"})",
+           nullptr, "protocol_error");
+  // Nothing was taken.
+  expect_lock_freed("robust/dup-key");
+  expect_lock_freed("robust/other");
+}
+
+// ---------------------------------------------------------------------------
 // The other direction: libbaton against a daemon that sends ill-typed
 // fields. Every error_code& overload promises not to throw, and
 // Client::connect(options, ec) is noexcept: a throw there is std::terminate.
@@ -1386,7 +1720,8 @@ TEST_F(LibbatonAgainstABadDaemon, IllTypedGreetingIsAnErrorNotACrash) {
 }
 
 TEST_F(LibbatonAgainstABadDaemon, IllTypedReplyIsAnErrorNotAThrow) {
-  fake({k_greeting, R"({"id":1,"ok":false,"error":"busy","message":7})"});
+  // libbaton pings once on connect (id 1); the lock is request 2.
+  fake({k_greeting, R"({"id":1,"ok":true})", R"({"id":2,"ok":false,"error":"busy","message":7})"});
   int code = run_in_child([&] {
     baton::Client client;
     std::error_code ec;
@@ -1403,8 +1738,9 @@ TEST_F(LibbatonAgainstABadDaemon, IllTypedReplyIsAnErrorNotAThrow) {
 }
 
 TEST_F(LibbatonAgainstABadDaemon, IllTypedEventIsAnErrorNotAThrow) {
-  fake({k_greeting, R"({"id":1,"ok":true,"name":"x","token":1,"waited_us":1})" "\n"
-                    R"({"event":5,"name":"x"})"});
+  fake({k_greeting, R"({"id":1,"ok":true})",
+        R"({"id":2,"ok":true,"name":"x","token":1,"waited_us":1})" "\n"
+        R"({"event":5,"name":"x"})"});
   int code = run_in_child([&] {
     baton::Client client;
     std::error_code ec;

@@ -245,7 +245,10 @@ TEST_F(LockTableTest, YieldsToAnotherPodAfterBoundedLocalHandovers) {
   for (int i = 1; i < 6; ++i) local_pendings.push_back(acquire(pod_a, *locals[i], "x"));
   auto remote_pending = acquire(pod_b, remote, "x");
   ASSERT_TRUE(run_until([&] { return remote_pending->queued; }));
-  settle(20ms);  // the remote daemon advertises itself on the waiting byte
+  // The remote daemon advertises itself on the waiting byte (a thread of its
+  // own takes that lock): wait until it is visible, not for a fixed time.
+  ASSERT_TRUE(run_until([&] { return test::wait_is_advertised(m_root + "/.baton/locks/x.lock"); }))
+      << "pod b never advertised its wait on the lock file";
   // Release local holders one by one; the remote pod must get a turn
   // before all five local waiters went through.
   int local_grants = 0;
@@ -332,6 +335,29 @@ TEST_F(LockTableTest, KeepsAHealthyLockThroughVerification) {
   EXPECT_FALSE(table.release(holder, "x"));
 }
 
+// An unlock of a queued request withdraws it: it completes as cancelled at
+// once, and the release of the holder grants the next waiter, never it.
+TEST_F(LockTableTest, CancelledWaiterIsNeverGranted) {
+  LockTable& table = add_table("a");
+  FakeClient holder(1), withdrawn(2), next(3);
+  auto held = acquire(table, holder, "x");
+  ASSERT_TRUE(run_until([&] { return held->done(); }));
+  auto cancelled = acquire(table, withdrawn, "x");
+  auto behind = acquire(table, next, "x");
+  ASSERT_TRUE(run_until([&] { return cancelled->queued && behind->queued; }));
+  EXPECT_FALSE(table.cancel(holder, "x")) << "a holder has no queued request";
+  EXPECT_TRUE(table.cancel(withdrawn, "x"));
+  ASSERT_TRUE(run_until([&] { return cancelled->done(); }));
+  EXPECT_EQ(cancelled->result->error, errc::cancelled);
+  EXPECT_FALSE(table.involves(withdrawn, "x"));
+  EXPECT_FALSE(table.cancel(withdrawn, "x"));
+  EXPECT_FALSE(table.release(holder, "x"));
+  ASSERT_TRUE(run_until([&] { return behind->done(); }));
+  EXPECT_TRUE(behind->granted());
+  EXPECT_FALSE(table.involves(withdrawn, "x"));
+  EXPECT_FALSE(table.release(next, "x"));
+}
+
 TEST_F(LockTableTest, StatusShowsLocalHoldersWaitersAndOtherPods) {
   LockTable& pod_a = add_table("a");
   LockTable& pod_b = add_table("b");
@@ -340,7 +366,7 @@ TEST_F(LockTableTest, StatusShowsLocalHoldersWaitersAndOtherPods) {
   auto other = acquire(pod_b, remote, "elsewhere");
   ASSERT_TRUE(run_until([&] { return held->done() && other->done(); }));
   auto waiting = acquire(pod_a, waiter, "x");
-  settle();
+  ASSERT_TRUE(run_until([&] { return waiting->queued; }));
   std::optional<std::vector<LockStatus>> status;
   asio::co_spawn(m_io, pod_a.status(), [&](std::exception_ptr, std::vector<LockStatus> s) {
     status = std::move(s);
