@@ -46,10 +46,25 @@ const char* mode_name(LockMode mode) {
   return mode == LockMode::shared ? "shared" : "exclusive";
 }
 
+// pod/node/pid; the pid the client reported, marked so, when the daemon
+// could not see it (another PID namespace: SO_PEERCRED gives 0 or another).
 std::string holder_name(const Holder& holder) {
   std::string name = or_dash(holder.pod) + '/' + or_dash(holder.node) + '/';
-  name += holder.pid > 0 ? std::to_string(holder.pid) : "-";
+  bool reported = false;
+  const int pid = shown_pid(holder, reported);
+  name += pid > 0 ? std::to_string(pid) : "-";
+  if (reported) name += "(reported)";
   return name;
+}
+
+// What the client said about itself beyond its pid: host:program, one word
+// (the daemon removed control characters; blanks would split the column).
+std::string client_name(const Holder& holder) {
+  std::string text = holder.reported.host;
+  if (!holder.reported.program.empty()) text += ':' + holder.reported.program;
+  for (char& c : text)
+    if (c == ' ') c = '_';
+  return or_dash(text);
 }
 
 // Columns padded to their widest cell, two spaces apart.
@@ -82,11 +97,11 @@ void print_human(const Status& status) {
   }
   const auto now = std::chrono::system_clock::now();
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"NAME", "MODE", "HOLDER", "TOKEN", "SINCE", "WAITERS"});
+  rows.push_back({"NAME", "MODE", "HOLDER", "TOKEN", "SINCE", "WAITERS", "CLIENT"});
   for (const LockStatus& lock : status.locks) {
     const std::string waiters = std::to_string(lock.waiters.size());
     if (lock.holders.empty()) {
-      rows.push_back({lock.name, "-", "-", "-", "-", waiters});
+      rows.push_back({lock.name, "-", "-", "-", "-", waiters, "-"});
       continue;
     }
     // One row per holder (several for a shared lock), each with the name,
@@ -96,7 +111,8 @@ void print_human(const Status& status) {
                       holder.mode == LockMode::exclusive
                           ? std::to_string(holder.token)
                           : "-",
-                      or_dash(format_since(holder.since, now)), waiters});
+                      or_dash(format_since(holder.since, now)), waiters,
+                      client_name(holder)});
     }
   }
   print_table(rows);

@@ -39,7 +39,10 @@ std::string WaitLine::describe(const std::string& lock_name, LockMode mode,
   if (info.holder) {
     const Holder& holder = *info.holder;
     text += holder.mode == LockMode::shared ? ", held shared" : ", held";
-    if (holder.pid > 0) text += format(" by pid %d", holder.pid);
+    bool reported = false;
+    const int pid = shown_pid(holder, reported);
+    if (pid > 0) text += format(reported ? " by pid %d (reported)" : " by pid %d", pid);
+    if (!holder.reported.host.empty()) text += " on host " + holder.reported.host;
     if (!holder.pod.empty()) text += " in pod " + holder.pod;
     if (!holder.node.empty()) text += " on node " + holder.node;
     std::string since =

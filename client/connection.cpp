@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 #include <cstring>
 #include <thread>
 
@@ -52,6 +53,21 @@ int connect_once(const std::string& path, std::error_code& ec) {
            ? make_error_code(errc::permission_denied)
            : std::error_code(error, std::system_category());
   return -1;
+}
+
+// Who we are, as the daemon is to show it: our pid in our own PID namespace
+// (a daemon in another container sees pid 0 through SO_PEERCRED), our host
+// name (the pod name in Kubernetes) and program name.
+ClientIdentity own_identity() {
+  ClientIdentity identity;
+  identity.pid = static_cast<int>(::getpid());
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0)
+    identity.host = protocol::sanitize_reported(host, protocol::k_max_reported_host);
+  if (program_invocation_short_name)
+    identity.program = protocol::sanitize_reported(program_invocation_short_name,
+                                                   protocol::k_max_reported_program);
+  return identity;
 }
 
 }  // namespace
@@ -196,9 +212,8 @@ std::optional<nlohmann::json> Connection::call(
     protocol::RequestBody body, std::optional<Clock::time_point> deadline,
     std::error_code& ec,
     const std::function<void(const nlohmann::json&)>& on_interim) {
-  const std::uint64_t id = m_next_id++;
-  if ((ec = send_line(protocol::encode_request({id, std::move(body)}))))
-    return std::nullopt;
+  const std::uint64_t id = m_next_id;
+  if ((ec = send_line(encode(std::move(body))))) return std::nullopt;
   for (;;) {
     while (auto line = take_line()) {
       auto decoded = protocol::decode_server_message(*line);
@@ -233,7 +248,14 @@ std::optional<nlohmann::json> Connection::call(
 }
 
 void Connection::send_only(protocol::RequestBody body, std::error_code& ec) {
-  ec = send_line(protocol::encode_request({m_next_id++, std::move(body)}));
+  ec = send_line(encode(std::move(body)));
+}
+
+std::string Connection::encode(protocol::RequestBody body) {
+  protocol::Request request{m_next_id++, std::move(body), std::nullopt};
+  // Once per connection: the daemon keeps it for the session.
+  if (!std::exchange(m_identified, true)) request.client = own_identity();
+  return protocol::encode_request(request);
 }
 
 std::error_code Connection::process_events() {

@@ -75,6 +75,8 @@ class Connection {
   Connection(int fd, ClientOptions options) : m_fd(fd), m_options(std::move(options)) {}
 
   std::error_code read_greeting(Clock::time_point deadline);
+  // The request line, with our identity if this is the first request.
+  std::string encode(protocol::RequestBody body);
   std::error_code send_line(const std::string& line);
   // Reads more bytes: blocks until DEADLINE (nullopt: none), or not at all
   // when DEADLINE is now or past.
@@ -91,6 +93,7 @@ class Connection {
   std::string m_buffer;
   std::deque<int> m_fds;  // received with the bytes in m_buffer, in order
   std::uint64_t m_next_id = 1;
+  bool m_identified = false;  // the daemon has our ClientIdentity
   std::error_code m_broken;  // set once the connection is unusable
   std::string m_last_error;
   std::map<std::string, std::weak_ptr<LockState>, std::less<>> m_locks;

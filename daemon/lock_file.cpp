@@ -23,6 +23,10 @@ constexpr off_t k_waiting_byte = 1;
 constexpr std::size_t k_token_record_size = 64;
 constexpr off_t k_holder_offset = 64;
 constexpr std::size_t k_holder_size = 448;
+constexpr off_t k_slot_base = 4096;
+constexpr std::size_t k_slot_size = 2048;
+
+off_t slot_offset(int slot) { return k_slot_base + static_cast<off_t>(slot) * k_slot_size; }
 
 std::error_code errno_code() { return {errno, std::system_category()}; }
 
@@ -187,6 +191,83 @@ std::error_code LockFile::write_holder(std::string_view json) {
   std::memset(record + used, ' ', k_holder_size - 1 - used);
   record[k_holder_size - 1] = '\n';
   return write_all_at(m_fd, std::string_view(record, k_holder_size), k_holder_offset);
+}
+
+int LockFile::claim_slot(int hint, std::error_code& ec) {
+  ec.clear();
+  if (hint < 0 || hint >= k_max_slots) hint = 0;
+  for (int i = 0; i < k_max_slots; ++i) {
+    const int slot = (hint + i) % k_max_slots;
+    std::error_code error = set_lock(m_fd, F_OFD_SETLK, F_WRLCK, slot_offset(slot));
+    if (!error) return slot;
+    if (error != errc::busy) {
+      ec = error;
+      return -1;
+    }
+  }
+  return -1;
+}
+
+std::error_code LockFile::write_slot(int slot, std::string_view json) {
+  // One line; whatever a longer record left after the newline is not read.
+  std::string line;
+  line.reserve(json.size() + 1);
+  line.append(json.substr(0, k_slot_size - 1));
+  line += '\n';
+  return write_all_at(m_fd, line, slot_offset(slot));
+}
+
+std::error_code LockFile::release_slot(int slot) {
+  return set_lock(m_fd, F_OFD_SETLK, F_UNLCK, slot_offset(slot));
+}
+
+std::vector<std::string> LockFile::read_live_slots(std::error_code& ec) {
+  ec.clear();
+  std::vector<int> live;
+  // F_OFD_GETLK names one conflicting lock in a range, not necessarily the
+  // first: split the range around each one found, k live slots in 2k+1 calls.
+  std::vector<std::pair<int, int>> ranges{{0, k_max_slots}};  // [first, end)
+  while (!ranges.empty()) {
+    auto [first, end] = ranges.back();
+    ranges.pop_back();
+    if (first >= end) continue;
+    struct flock lock{};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = slot_offset(first);
+    lock.l_len = slot_offset(end) - slot_offset(first);
+    if (::fcntl(m_fd, F_OFD_GETLK, &lock) != 0) {
+      ec = errno_code();
+      return {};
+    }
+    if (lock.l_type == F_UNLCK) continue;
+    int slot = static_cast<int>((std::max(lock.l_start, slot_offset(first)) - k_slot_base) /
+                                static_cast<off_t>(k_slot_size));
+    slot = std::clamp(slot, first, end - 1);
+    live.push_back(slot);
+    ranges.emplace_back(first, slot);
+    ranges.emplace_back(slot + 1, end);
+  }
+  std::sort(live.begin(), live.end());
+  std::vector<std::string> records;
+  for (int slot : live) {
+    std::string text = read_at(k_slot_size, slot_offset(slot), ec);
+    if (ec) return {};
+    text.resize(std::min(text.find('\n'), text.size()));
+    if (!text.empty()) records.push_back(std::move(text));
+  }
+  return records;
+}
+
+bool LockFile::held_exclusively_elsewhere(std::error_code& ec) {
+  // A read lock conflicts only with a write lock.
+  struct flock lock = range(F_RDLCK, k_lock_byte);
+  if (::fcntl(m_fd, F_OFD_GETLK, &lock) != 0) {
+    ec = errno_code();
+    return false;
+  }
+  ec.clear();
+  return lock.l_type != F_UNLCK;
 }
 
 std::error_code LockFile::verify(int dir_fd, const std::string& file, LockMode held) {

@@ -2,9 +2,14 @@
 //
 // Layout of the file (text, so `cat` shows it):
 //   bytes   0..63   the token record: "baton-lock 1 reserved=N owner=HEX"
-//   bytes  64..511  the holder record: one JSON object, space padded
+//   bytes  64..511  the exclusive holder's record: one JSON object, space padded
+//   from 4096       shared holders' slots, 2048 bytes each: one JSON object
+//                   and a newline, written by one daemon for its holders
 // Byte 0 is the lock itself; byte 1 carries shared locks of daemons that wait
-// for byte 0 in other pods, so the holder can see that someone waits.
+// for byte 0 in other pods, so the holder can see that someone waits. The
+// first byte of a slot is write-locked by the daemon that uses it, while it
+// has shared holders: a slot nobody locks is stale (its daemon released the
+// lock or died) and is never shown.
 //
 // Every call here may block (on NFS, for a network round trip or worse);
 // the caller decides where it runs. Errors carry the file's path.
@@ -15,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "baton/lock.hpp"
 
@@ -62,6 +68,17 @@ class LockFile {
   // JSON text of the holder record ("" if none).
   std::string read_holder(std::error_code& ec);
   std::error_code write_holder(std::string_view json);
+
+  // Shared holders' slots. claim_slot() takes a free one, trying HINT first:
+  // its index, or -1 (EC set on an I/O error, clear when all are taken).
+  static constexpr int k_max_slots = 1024;
+  int claim_slot(int hint, std::error_code& ec);
+  std::error_code write_slot(int slot, std::string_view json);
+  std::error_code release_slot(int slot);
+  // The records of the live slots other open file descriptions hold.
+  std::vector<std::string> read_live_slots(std::error_code& ec);
+  // True when another open file description holds byte 0 exclusively.
+  bool held_exclusively_elsewhere(std::error_code& ec);
 
   // Whether the lock held through this file still means anything: the file
   // still answers I/O (NFSv4 gives EIO once its lease expired), and it is

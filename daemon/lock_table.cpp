@@ -47,11 +47,79 @@ Acquired failure(errc code, std::string message) {
   return outcome;
 }
 
+// Shared records list holders up to this size (a slot is 2048 bytes); the
+// rest are counted in "more".
+constexpr std::size_t k_shared_record_limit = 2000;
+constexpr std::size_t k_max_more = 1000;
+
+std::string instance_hex(std::uint64_t instance) { return fmt::format("{:016x}", instance); }
+
+// The holders a shared slot record names, unless it is daemon SKIP's own.
+void parse_shared_record(const std::string& text, const std::string& skip,
+                         std::vector<Holder>& out) {
+  auto record = nlohmann::json::parse(text, nullptr, false);
+  if (!record.is_object()) return;
+  if (protocol::field(record, "daemon", std::string()) == skip) return;
+  Holder base;
+  base.pod = protocol::field(record, "pod", std::string());
+  base.node = protocol::field(record, "node", std::string());
+  base.mode = LockMode::shared;
+  base.local = false;
+  if (auto it = record.find("holders"); it != record.end() && it->is_array()) {
+    for (const auto& item : *it) {
+      if (!item.is_object()) continue;
+      Holder holder = item.get<Holder>();
+      holder.pod = base.pod;
+      holder.node = base.node;
+      holder.mode = LockMode::shared;
+      holder.token = 0;
+      holder.local = false;
+      out.push_back(std::move(holder));
+    }
+  }
+  // Holders that did not fit: shown without a pid.
+  const auto more = std::min(protocol::field(record, "more", std::size_t{0}), k_max_more);
+  for (std::size_t i = 0; i < more; ++i) out.push_back(base);
+}
+
+// Who holds FILE's lock in other daemons (not daemon SKIP): the exclusive
+// holder's record, or the records of the live shared slots. May block.
+std::vector<Holder> remote_holders(LockFile& file, const std::string& skip) {
+  std::vector<Holder> holders;
+  std::error_code ec;
+  if (file.held_exclusively_elsewhere(ec)) {
+    auto record = nlohmann::json::parse(file.read_holder(ec), nullptr, false);
+    if (!ec && record.is_object()) {
+      Holder holder = record.get<Holder>();
+      holder.local = false;
+      holders.push_back(std::move(holder));
+    }
+    return holders;
+  }
+  if (ec) return holders;
+  for (const std::string& text : file.read_live_slots(ec))
+    parse_shared_record(text, skip, holders);
+  return holders;
+}
+
 }  // namespace
 
+void ClientInfo::set_reported(ClientIdentity identity) {
+  reported = std::move(identity);
+  reported_json = reported.empty() ? "" : protocol::encode_client_identity(reported);
+}
+
 std::string ClientInfo::describe() const {
-  return "pid " + std::to_string(pid) + " uid " + std::to_string(uid) +
-         " session " + std::to_string(session);
+  std::string text = "pid " + std::to_string(pid) + " uid " + std::to_string(uid) +
+                     " session " + std::to_string(session);
+  if (!reported.empty()) {
+    text += " (reported";
+    if (reported.pid > 0) text += " pid " + std::to_string(reported.pid);
+    if (!reported.host.empty()) text += " host " + reported.host;
+    if (!reported.program.empty()) text += " program " + reported.program;
+    text += ')';
+  }
+  return text;
 }
 
 struct LockTable::Waiter {
@@ -94,6 +162,11 @@ struct LockTable::Entry {
   // file lock went to that pod (overlapping readers would starve it).
   bool draining_for_remote = false;
   TokenAllocator tokens;
+  // The slot of the file holding this daemon's shared record, while it has
+  // shared holders (-1: none); the one to try first next time.
+  int slot = -1;
+  int slot_hint = 0;
+  bool record_dirty = false;  // the shared record is to be rewritten
 
   bool idle() const {
     return holders.empty() && queue.empty() && !held && !file_wait && !pumping;
@@ -125,6 +198,7 @@ LockTable::EntryPtr LockTable::find_or_create(const std::string& name) {
   if (it != m_entries.end()) return it->second;
   auto entry = std::make_shared<Entry>(m_config.instance_id);
   entry->name = name;
+  entry->slot_hint = static_cast<int>(m_config.instance_id % 64);
   entry->file_name = protocol::lock_file_name(name);
   m_entries.emplace(name, entry);
   return entry;
@@ -170,8 +244,8 @@ void LockTable::tell_queued(const Entry& entry, Waiter& waiter, std::size_t posi
   QueuedNotice notice{position, std::nullopt};
   if (!entry.holders.empty()) {
     const Hold& hold = entry.holders.front();
-    notice.holder = Holder{m_config.pod, m_config.node, hold.client->client_info().pid,
-                           hold.mode, hold.token, hold.since_wall, true};
+    notice.holder = holder_of(hold.client->client_info(), hold.mode, hold.token,
+                              hold.since_wall);
   }
   std::exchange(waiter.on_queued, nullptr)(notice);
 }
@@ -206,6 +280,10 @@ std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::st
       return std::nullopt;
     ++e.handovers;
     add_holder(e, client, mode, 0, {});
+    // Other pods' status shows every holder: rewrite this pod's record.
+    if (std::error_code ec = publish_shared_now(e, nullptr))
+      spdlog::warn("lock '{}': writing the holder record to {}: {}", e.name, e.file->path(),
+                   ec.message());
     return Acquired{};
   }
   if (e.held && *e.held != mode) return std::nullopt;
@@ -240,7 +318,9 @@ std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::st
     if (e.tokens.needs_reservation()) return std::nullopt;  // an fsync: not inline
   }
   if (mode == LockMode::exclusive) token = e.tokens.take();
-  if (e.file->write_holder(holder_record(client.client_info(), mode, token))) {
+  if (mode == LockMode::exclusive
+          ? e.file->write_holder(holder_record(client.client_info(), mode, token))
+          : publish_shared_now(e, &client)) {
     // Nobody holds it yet: give the file up and let acquire() meet the error.
     unlock_file_now(entry);
     return std::nullopt;
@@ -272,7 +352,18 @@ std::error_code LockTable::release(LockClient& client, const std::string& name) 
                  client.client_info().describe(), describe_duration(since(hold->since)),
                  hold->token);
   entry->holders.erase(hold);
-  if (!entry->holders.empty()) return {};
+  if (!entry->holders.empty()) {
+    if (entry->slot >= 0) {  // the record names the one that left
+      if (m_offload.inline_quick_calls() && !entry->pumping) {
+        if (std::error_code ec = publish_shared_now(*entry, nullptr))
+          spdlog::warn("lock '{}': writing the holder record: {}", name, ec.message());
+      } else {
+        entry->record_dirty = true;
+        schedule_pump(entry);
+      }
+    }
+    return {};
+  }
   // Nobody else here wants it: give the file lock back at once, so another
   // pod's waiter is not kept waiting for a coroutine hop.
   if (entry->queue.empty() && !entry->pumping && !entry->file_wait &&
@@ -286,6 +377,8 @@ std::error_code LockTable::release(LockClient& client, const std::string& name) 
 }
 
 void LockTable::unlock_file_now(const EntryPtr& entry) {
+  // The record first: a departed holder is never shown, even for a moment.
+  release_slot_now(*entry);
   auto file = entry->file;
   entry->held.reset();
   entry->draining_for_remote = false;
@@ -354,6 +447,12 @@ void LockTable::schedule_pump(const EntryPtr& entry) {
 asio::awaitable<void> LockTable::pump(EntryPtr entry) {
   Entry& e = *entry;
   for (;;) {
+    if (std::exchange(e.record_dirty, false) && e.slot >= 0 && !e.holders.empty() &&
+        e.held == LockMode::shared) {
+      if (std::error_code ec = co_await publish_shared(entry, nullptr))
+        spdlog::warn("lock '{}': writing the holder record: {}", e.name, ec.message());
+      continue;
+    }
     if (e.queue.empty()) {
       if (e.holders.empty() && e.held) {
         co_await release_file(entry);
@@ -473,6 +572,10 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
     break;
   }
   e.pumping = false;
+  if (e.record_dirty) {  // a holder left while this pump was past its check
+    schedule_pump(entry);
+    co_return;
+  }
   forget_if_idle(entry);
 }
 
@@ -537,13 +640,23 @@ asio::awaitable<bool> LockTable::grant(EntryPtr entry, std::shared_ptr<Waiter> w
   // The waiter may have timed out or left while we were writing.
   if (e.queue.empty() || e.queue.front() != waiter || e.file != file) co_return false;
 
-  std::string record = holder_record(waiter->client->client_info(), waiter->mode, token);
-  std::error_code ec = co_await m_offload.quick([&] { return file->write_holder(record); });
+  std::error_code ec;
+  if (waiter->mode == LockMode::exclusive) {
+    std::string record = holder_record(waiter->client->client_info(), waiter->mode, token);
+    ec = co_await m_offload.quick([&] { return file->write_holder(record); });
+  } else {
+    // Shared: this daemon's slot, listing its holders and this one.
+    ec = co_await publish_shared(entry, waiter->client);
+  }
   if (ec) {
     fail_grant(entry, waiter, "writing " + file->path() + ": " + ec.message());
     co_return false;
   }
-  if (e.queue.empty() || e.queue.front() != waiter || e.file != file) co_return false;
+  if (e.queue.empty() || e.queue.front() != waiter || e.file != file) {
+    // The record names a waiter that left meanwhile.
+    if (waiter->mode == LockMode::shared) e.record_dirty = true;
+    co_return false;
+  }
 
   e.queue.pop_front();
   Acquired granted;
@@ -565,11 +678,18 @@ asio::awaitable<bool> LockTable::others_waiting(Entry& entry) {
 
 asio::awaitable<void> LockTable::release_file(EntryPtr entry) {
   auto file = entry->file;
+  const int slot = std::exchange(entry->slot, -1);
   entry->held.reset();
   entry->draining_for_remote = false;
   entry->tokens_checked = false;
   if (!file) co_return;
-  std::error_code ec = co_await m_offload.quick([&] { return file->unlock(); });
+  std::error_code ec = co_await m_offload.quick([&] {
+    // The record first: a departed holder is never shown, even for a moment.
+    if (slot >= 0) {
+      if (std::error_code error = file->release_slot(slot)) return error;
+    }
+    return file->unlock();
+  });
   if (ec) {
     // The lock is gone either way once the descriptor closes.
     spdlog::warn("lock '{}': unlocking {}: {}", entry->name, file->path(), ec.message());
@@ -580,20 +700,22 @@ asio::awaitable<void> LockTable::release_file(EntryPtr entry) {
 asio::awaitable<std::optional<Holder>> LockTable::current_holder(EntryPtr entry) {
   if (!entry->holders.empty()) {
     const Hold& hold = entry->holders.front();
-    co_return Holder{m_config.pod, m_config.node, hold.client->client_info().pid,
-                     hold.mode, hold.token, hold.since_wall, true};
+    co_return holder_of(hold.client->client_info(), hold.mode, hold.token, hold.since_wall);
   }
   auto file = entry->file;
   if (!file) co_return std::nullopt;
-  std::string text = co_await m_offload.quick([&] {
-    std::error_code ec;
-    return file->read_holder(ec);
-  });
-  auto record = nlohmann::json::parse(text, nullptr, false);
-  if (record.is_discarded() || !record.is_object()) co_return std::nullopt;
-  Holder holder = record.get<Holder>();
-  holder.local = false;
-  co_return holder;
+  const std::string own = instance_hex(m_config.instance_id);
+  std::vector<Holder> holders =
+      co_await m_offload.quick([&] { return remote_holders(*file, own); });
+  if (holders.empty()) co_return std::nullopt;
+  co_return std::move(holders.front());
+}
+
+Holder LockTable::holder_of(const ClientInfo& client, LockMode mode, std::uint64_t token,
+                            SystemClock::time_point since) const {
+  Holder holder{m_config.pod, m_config.node, client.pid, mode, token, since, true, {}};
+  holder.reported = client.reported;
+  return holder;
 }
 
 // The fields of `Holder` as its from_json reads them, less "local". Written
@@ -604,9 +726,87 @@ std::string LockTable::holder_record(const ClientInfo& client, LockMode mode,
   const auto since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             SystemClock::now().time_since_epoch())
                             .count();
-  return fmt::format("{}\"pid\":{},\"mode\":\"{}\",\"token\":{},\"since_ms\":{}}}",
-                     m_holder_prefix, client.pid, protocol::lock_mode_name(mode), token,
-                     since_ms);
+  std::string record =
+      fmt::format("{}\"pid\":{},\"mode\":\"{}\",\"token\":{},\"since_ms\":{}", m_holder_prefix,
+                  client.pid, protocol::lock_mode_name(mode), token, since_ms);
+  // The client's own word, if the record has room for it (448 bytes).
+  if (!client.reported_json.empty() && record.size() + client.reported_json.size() < 430)
+    record += ",\"client\":" + client.reported_json;
+  record += '}';
+  return record;
+}
+
+std::string LockTable::shared_record(const Entry& entry, const LockClient* joining) const {
+  const auto ms = [](SystemClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  };
+  std::string record = m_holder_prefix + "\"daemon\":\"" + instance_hex(m_config.instance_id) +
+                       "\",\"mode\":\"shared\",\"holders\":[";
+  std::size_t listed = 0;
+  std::size_t more = 0;
+  auto add = [&](const ClientInfo& client, SystemClock::time_point since) {
+    std::string item = fmt::format("{{\"pid\":{},\"since_ms\":{}", client.pid, ms(since));
+    if (!client.reported_json.empty()) item += ",\"client\":" + client.reported_json;
+    item += '}';
+    if (record.size() + item.size() + 24 > k_shared_record_limit) {
+      ++more;
+      return;
+    }
+    if (listed++ > 0) record += ',';
+    record += item;
+  };
+  for (const Hold& hold : entry.holders)
+    if (hold.mode == LockMode::shared) add(hold.client->client_info(), hold.since_wall);
+  if (joining) add(joining->client_info(), SystemClock::now());
+  record += ']';
+  if (more > 0) record += ",\"more\":" + std::to_string(more);
+  record += '}';
+  return record;
+}
+
+std::error_code LockTable::publish_shared_now(Entry& entry, const LockClient* joining) {
+  if (!entry.file) return {};
+  std::error_code ec;
+  if (entry.slot < 0) {
+    entry.slot = entry.file->claim_slot(entry.slot_hint, ec);
+    if (entry.slot < 0) {
+      if (!ec) spdlog::debug("lock '{}': every holder slot is taken", entry.name);
+      return ec;
+    }
+    entry.slot_hint = entry.slot;
+  }
+  return entry.file->write_slot(entry.slot, shared_record(entry, joining));
+}
+
+asio::awaitable<std::error_code> LockTable::publish_shared(EntryPtr entry,
+                                                           const LockClient* joining) {
+  Entry& e = *entry;
+  auto file = e.file;
+  if (!file) co_return std::error_code{};
+  std::string record = shared_record(e, joining);
+  int slot = e.slot;
+  const int hint = e.slot_hint;
+  auto [claimed, ec] = co_await m_offload.quick([&] {
+    std::error_code error;
+    int s = slot >= 0 ? slot : file->claim_slot(hint, error);
+    if (s >= 0) error = file->write_slot(s, record);
+    return std::pair{s, error};
+  });
+  if (e.file == file && claimed >= 0) {
+    e.slot = claimed;
+    e.slot_hint = claimed;
+  } else if (claimed < 0 && !ec) {
+    spdlog::debug("lock '{}': every holder slot is taken", e.name);
+  }
+  co_return ec;
+}
+
+void LockTable::release_slot_now(Entry& entry) {
+  const int slot = std::exchange(entry.slot, -1);
+  if (slot < 0 || !entry.file) return;
+  if (std::error_code ec = entry.file->release_slot(slot))
+    spdlog::warn("lock '{}': releasing holder slot {} of {}: {}", entry.name, slot,
+                 entry.file->path(), ec.message());
 }
 
 void LockTable::lose(const EntryPtr& entry, const std::string& why) {
@@ -616,7 +816,9 @@ void LockTable::lose(const EntryPtr& entry, const std::string& why) {
   for (const Hold& hold : holders) hold.client->lock_lost(entry->name, hold.token, why);
   // Close the descriptor: whatever lock it still has is not to be trusted,
   // and the next acquisition starts from a freshly opened file.
-  entry->file.reset();
+  entry->file.reset();  // its slot's lock goes with it
+  entry->slot = -1;
+  entry->record_dirty = false;
   entry->held.reset();
   entry->tokens_checked = false;
   schedule_pump(entry);
@@ -688,24 +890,28 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
     LockStatus lock;
     lock.name = name;
     for (const Hold& hold : entry->holders)
-      lock.holders.push_back(Holder{m_config.pod, m_config.node,
-                                    hold.client->client_info().pid, hold.mode,
-                                    hold.token, hold.since_wall, true});
+      lock.holders.push_back(
+          holder_of(hold.client->client_info(), hold.mode, hold.token, hold.since_wall));
     for (const auto& waiter : entry->queue)
-      lock.waiters.push_back(Holder{m_config.pod, m_config.node,
-                                    waiter->client->client_info().pid, waiter->mode, 0,
-                                    waiter->queued_wall, true});
+      lock.waiters.push_back(
+          holder_of(waiter->client->client_info(), waiter->mode, 0, waiter->queued_wall));
     locks.push_back(std::move(lock));
   }
-  std::vector<std::string> local_names;
+  // Held here: exclusively, nobody else holds it; shared, other pods may too.
+  std::vector<std::string> held_exclusive;
+  std::vector<std::string> held_shared;
   for (auto& [name, entry] : m_entries)
-    if (entry->held) local_names.push_back(name);
+    if (entry->held) (*entry->held == LockMode::exclusive ? held_exclusive : held_shared).push_back(name);
+  auto contains = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
 
-  // Other pods: every lock file someone else holds, with the record its
-  // holder wrote. A directory scan, so off the loop.
+  // Other pods: every lock file someone else holds, with the records its
+  // holders' daemons wrote (only live ones). A directory scan, so off the loop.
   int dir = m_dir_fd;
   std::string dir_path = m_dir_path;
   const bool uncached = m_config.uncached_reads;
+  const std::string own = instance_hex(m_config.instance_id);
   auto remote = co_await m_offload.slow([&] {
     std::vector<LockStatus> found;
     int scan_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -719,20 +925,17 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
     while (dirent* item = ::readdir(listing)) {
       if (++scanned > k_status_scan_limit) break;
       std::string name = protocol::lock_name_from_file(item->d_name);
-      if (name.empty() ||
-          std::find(local_names.begin(), local_names.end(), name) != local_names.end())
-        continue;
+      if (name.empty() || contains(held_exclusive, name)) continue;
       std::error_code ec;
       auto file = LockFile::open(dir, item->d_name, dir_path + "/" + item->d_name, uncached, ec);
-      if (!file || !file->held_elsewhere(ec) || ec) continue;
+      if (!file) continue;
+      // Our own shared lock conflicts with this new descriptor: go straight
+      // to the slots, skipping our own.
+      if (!contains(held_shared, name) && (!file->held_elsewhere(ec) || ec)) continue;
       LockStatus lock;
       lock.name = name;
-      auto record = nlohmann::json::parse(file->read_holder(ec), nullptr, false);
-      if (record.is_object()) {
-        Holder holder = record.get<Holder>();
-        holder.local = false;
-        lock.holders.push_back(holder);
-      }
+      lock.holders = remote_holders(*file, own);
+      if (lock.holders.empty() && contains(held_shared, name)) continue;
       found.push_back(std::move(lock));
     }
     ::closedir(listing);
@@ -743,8 +946,8 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
                               [&](const LockStatus& l) { return l.name == lock.name; });
     if (local == locks.end()) {
       locks.push_back(std::move(lock));
-    } else if (local->holders.empty()) {
-      local->holders = std::move(lock.holders);
+    } else {
+      for (Holder& holder : lock.holders) local->holders.push_back(std::move(holder));
     }
   }
   std::sort(locks.begin(), locks.end(),

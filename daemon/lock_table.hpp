@@ -36,7 +36,12 @@ struct ClientInfo {
   std::uint64_t session = 0;
   int pid = 0;
   unsigned uid = 0;
-  std::string describe() const;  // "pid 41 uid 1000 session 7", for logs
+  ClientIdentity reported;    // what the client said about itself
+  std::string reported_json;  // the same as a JSON object, "" if nothing
+  // Keeps IDENTITY (already bounded and sanitised by the decoder).
+  void set_reported(ClientIdentity identity);
+  // "pid 41 uid 1000 session 7", plus "(reported pid 3 host job-abc)", for logs
+  std::string describe() const;
 };
 
 // Implemented by a session so the table can tell it a held lock is gone.
@@ -150,6 +155,17 @@ class LockTable {
                   std::chrono::microseconds waited);
   std::string holder_record(const ClientInfo& client, LockMode mode,
                             std::uint64_t token) const;
+  // The record of this daemon's shared holders of ENTRY, plus JOINING.
+  std::string shared_record(const Entry& entry, const LockClient* joining) const;
+  // Writes ENTRY's shared record into its slot, claiming one first if it
+  // has none, plus JOINING's hold; inline, or off the loop.
+  std::error_code publish_shared_now(Entry& entry, const LockClient* joining);
+  boost::asio::awaitable<std::error_code> publish_shared(EntryPtr entry,
+                                                         const LockClient* joining);
+  // Gives up ENTRY's slot (its record is then stale).
+  void release_slot_now(Entry& entry);
+  Holder holder_of(const ClientInfo& client, LockMode mode, std::uint64_t token,
+                   std::chrono::system_clock::time_point since) const;
 
   boost::asio::any_io_executor m_executor;
   int m_dir_fd;

@@ -328,6 +328,11 @@ void Session::close_after_flush() {
 
 void Session::handle(protocol::Request request) {
   const std::uint64_t id = request.id;
+  // Who the client says it is: the first word counts, for the whole session.
+  if (request.client && m_client.reported_json.empty() && !request.client->empty()) {
+    m_client.set_reported(std::move(*request.client));
+    spdlog::debug("identified {}", m_client.describe());
+  }
   // Probes (ping, status) do not make a client: --exit-when-idle waits for
   // the clients that do real work.
   if (!m_did_work && !std::holds_alternative<protocol::PingRequest>(request.body) &&

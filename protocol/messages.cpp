@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "protocol/json_line.hpp"
@@ -205,6 +206,15 @@ std::variant<Request, DecodeError> decode_request_fields(std::string_view line) 
 
   Request request;
   request.id = *error.id;
+  if (auto it = object->find("client"); it != object->end() && !it->is_null()) {
+    std::string why;
+    request.client = decode_client_identity(*it, why);
+    if (!request.client) {
+      error.code = errc::invalid_argument;
+      error.message = "'client' " + why;
+      return error;
+    }
+  }
   if (op == "ping") {
     request.body = PingRequest{};
   } else if (op == "status") {
@@ -288,9 +298,69 @@ std::variant<Request, DecodeError> decode_request_fields(std::string_view line) 
 
 }  // namespace
 
+std::string sanitize_reported(std::string_view text, std::size_t max) {
+  std::string out(text.substr(0, max));
+  // Cut back to a character boundary: never leave half a UTF-8 sequence.
+  if (out.size() < text.size()) {
+    std::size_t end = out.size();
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    out.resize(end);
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto c = static_cast<unsigned char>(out[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out[i] = '?';
+    } else if (c == 0xC2 && i + 1 < out.size() &&
+               static_cast<unsigned char>(out[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(out[i + 1]) <= 0x9F) {
+      out.replace(i, 2, "?");  // a C1 control character
+    }
+  }
+  return out;
+}
+
+std::optional<ClientIdentity> decode_client_identity(const json& object, std::string& why) {
+  if (!object.is_object()) {
+    why = "must be an object";
+    return std::nullopt;
+  }
+  ClientIdentity identity;
+  if (auto it = object.find("pid"); it != object.end() && !it->is_null()) {
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0 ||
+        it->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_reported_pid)) {
+      why = "pid must be an integer from 1 to " + std::to_string(k_max_reported_pid);
+      return std::nullopt;
+    }
+    identity.pid = static_cast<int>(it->get<std::uint64_t>());
+  }
+  for (auto [key, out, max] :
+       {std::tuple{"host", &identity.host, k_max_reported_host},
+        std::tuple{"program", &identity.program, k_max_reported_program}}) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) continue;
+    if (!it->is_string()) {
+      why = std::string(key) + " must be a string";
+      return std::nullopt;
+    }
+    *out = sanitize_reported(it->get_ref<const std::string&>(), max);
+  }
+  return identity;
+}
+
+std::string encode_client_identity(const ClientIdentity& identity) {
+  JsonLine line;
+  if (identity.pid > 0) line.number("pid", identity.pid);
+  if (!identity.host.empty()) line.string("host", identity.host);
+  if (!identity.program.empty()) line.string("program", identity.program);
+  std::string text = line.finish();
+  text.pop_back();  // the newline: this object goes inside another
+  return text;
+}
+
 std::string encode_request(const Request& request) {
   JsonLine line;
   line.number("id", request.id);
+  if (request.client) line.raw("client", encode_client_identity(*request.client));
   std::visit(
       [&](const auto& body) {
         using T = std::decay_t<decltype(body)>;
@@ -467,6 +537,13 @@ void to_json(json& j, const Holder& holder) {
            {"since_ms",
             duration_cast<milliseconds>(holder.since.time_since_epoch()).count()},
            {"local", holder.local}};
+  if (!holder.reported.empty()) {
+    json client = json::object();
+    if (holder.reported.pid > 0) client["pid"] = holder.reported.pid;
+    if (!holder.reported.host.empty()) client["host"] = holder.reported.host;
+    if (!holder.reported.program.empty()) client["program"] = holder.reported.program;
+    j["client"] = std::move(client);
+  }
 }
 
 void from_json(const json& j, Holder& holder) {
@@ -480,6 +557,13 @@ void from_json(const json& j, Holder& holder) {
   holder.since = system_clock::time_point(
       milliseconds(protocol::field(j, "since_ms", std::int64_t{0})));
   holder.local = protocol::field(j, "local", true);
+  // Records come from other pods' files: as untrusted as a request.
+  holder.reported = {};
+  if (auto it = j.find("client"); it != j.end() && it->is_object()) {
+    std::string why;
+    if (auto identity = protocol::decode_client_identity(*it, why))
+      holder.reported = std::move(*identity);
+  }
 }
 
 }  // namespace baton

@@ -93,9 +93,29 @@ using RequestBody =
                  EnqueueBeginRequest, EnqueueCommitRequest, EnqueueAbortRequest, ClaimRequest,
                  AckRequest, NackRequest>;
 
+// Bounds of a reported client identity (ClientIdentity): PID_MAX_LIMIT,
+// HOST_NAME_MAX, and room for a program name.
+inline constexpr int k_max_reported_pid = 1 << 22;
+inline constexpr std::size_t k_max_reported_host = 64;
+inline constexpr std::size_t k_max_reported_program = 64;
+
+// TEXT made fit to show: control characters (C0, DEL, C1) become '?', and
+// it is cut to at most MAX bytes on a UTF-8 character boundary.
+std::string sanitize_reported(std::string_view text, std::size_t max);
+
+// OBJECT as a client identity: bounded and sanitised; nullopt with a reason
+// in WHY when a field has the wrong type or the pid is out of range.
+std::optional<ClientIdentity> decode_client_identity(const nlohmann::json& object,
+                                                     std::string& why);
+// The identity as a JSON object, e.g. {"pid":41,"host":"job-abc"}.
+std::string encode_client_identity(const ClientIdentity& identity);
+
 struct Request {
   std::uint64_t id = 0;
   RequestBody body;
+  // "client": who the client says it is; libbaton sends it with the first
+  // request of a connection. Any request may carry it.
+  std::optional<ClientIdentity> client;
 };
 
 // Why a line could not be decoded; id is set when the line had a usable one,

@@ -10,6 +10,17 @@
 
 namespace baton {
 
+// What a client says about itself (the "client" field of its first request,
+// docs/protocol.md). Untrusted: the daemon bounds and sanitises it, and shows
+// it marked as reported. A client in another PID namespace (another
+// container) is pid 0 to the daemon's SO_PEERCRED; this is how it is named.
+struct ClientIdentity {
+  int pid = 0;          // its pid in its own PID namespace; 0: not said
+  std::string host;     // its host name (the pod name in Kubernetes)
+  std::string program;  // its program name
+  bool empty() const { return pid == 0 && host.empty() && program.empty(); }
+};
+
 // Who holds or waits for a lock.
 struct Holder {
   std::string pod;   // pod name of the holder's daemon
@@ -19,13 +30,22 @@ struct Holder {
   std::uint64_t token = 0;
   std::chrono::system_clock::time_point since;
   bool local = true;  // a client of the daemon that answered
+  ClientIdentity reported{};  // what the client said about itself
 };
 
 struct LockStatus {
   std::string name;
-  std::vector<Holder> holders;  // local holders, or the record of another pod
+  std::vector<Holder> holders;  // local holders, then those of other pods
   std::vector<Holder> waiters;  // local waiters, in queue order
 };
+
+// The pid to show for HOLDER, and whether it is only the one it reported:
+// SO_PEERCRED's pid, unless that is 0 or differs from the reported one
+// (a client in another PID namespace).
+inline int shown_pid(const Holder& holder, bool& reported) {
+  reported = holder.reported.pid > 0 && holder.pid != holder.reported.pid;
+  return reported ? holder.reported.pid : holder.pid;
+}
 
 struct ServerInfo {
   std::string server;  // e.g. "batond 0.1.0"

@@ -137,5 +137,63 @@ TEST(Codec, HoldersRoundTrip) {
   EXPECT_FALSE(back.local);
 }
 
+TEST(Codec, ClientIdentityRoundTripsOnAnyRequest) {
+  Request request{5, PingRequest{}, ClientIdentity{41, "job-abc", "baton"}};
+  std::string line = encode_request(request);
+  auto decoded = decode_request(line.substr(0, line.size() - 1));
+  ASSERT_TRUE(std::holds_alternative<Request>(decoded)) << line;
+  const auto& back = std::get<Request>(decoded);
+  ASSERT_TRUE(back.client) << line;
+  EXPECT_EQ(back.client->pid, 41);
+  EXPECT_EQ(back.client->host, "job-abc");
+  EXPECT_EQ(back.client->program, "baton");
+  auto plain = std::get<Request>(decode_request(R"({"id":1,"op":"ping"})"));
+  EXPECT_FALSE(plain.client);
+}
+
+TEST(Codec, ClientIdentityIsBoundedAndSanitised) {
+  const std::string long_host(300, 'h');
+  auto request = std::get<Request>(decode_request(
+      R"({"id":1,"op":"ping","client":{"host":")" + long_host +
+      R"(","program":"ab[2Jcdé"}})"));
+  ASSERT_TRUE(request.client);
+  EXPECT_EQ(request.client->pid, 0);
+  EXPECT_EQ(request.client->host, std::string(k_max_reported_host, 'h'));
+  EXPECT_EQ(request.client->program, "a?b?[2Jc?d\xc3\xa9");
+  // Cut on a character boundary: never half of a two-byte character.
+  EXPECT_EQ(sanitize_reported("ab\xc3\xa9", 3), "ab");
+  for (const char* bad : {R"({"id":1,"op":"ping","client":7})",
+                          R"({"id":1,"op":"ping","client":{"pid":0}})",
+                          R"({"id":1,"op":"ping","client":{"pid":-3}})",
+                          R"({"id":1,"op":"ping","client":{"pid":4194305}})",
+                          R"({"id":1,"op":"ping","client":{"pid":"41"}})",
+                          R"({"id":1,"op":"ping","client":{"host":5}})"}) {
+    DecodeError error = expect_error(bad);
+    EXPECT_EQ(error.code, errc::invalid_argument) << bad;
+    EXPECT_NE(error.message.find("'client'"), std::string::npos) << error.message;
+  }
+}
+
+TEST(Codec, HoldersCarryTheReportedIdentity) {
+  Holder holder;
+  holder.pod = "p";
+  holder.pid = 0;
+  holder.reported = {41, "job-abc", "baton"};
+  nlohmann::json j = holder;
+  EXPECT_EQ(j["client"]["pid"], 41);
+  Holder back = j.get<Holder>();
+  EXPECT_EQ(back.reported.pid, 41);
+  EXPECT_EQ(back.reported.host, "job-abc");
+  bool reported = false;
+  EXPECT_EQ(shown_pid(back, reported), 41);
+  EXPECT_TRUE(reported);
+  back.pid = 41;  // the daemon sees the same pid: nothing to mark
+  EXPECT_EQ(shown_pid(back, reported), 41);
+  EXPECT_FALSE(reported);
+  // A record from another pod is as untrusted as a request.
+  j["client"]["host"] = std::string(100, 'x') + "\n";
+  EXPECT_EQ(j.get<Holder>().reported.host.size(), k_max_reported_host);
+}
+
 }  // namespace
 }  // namespace baton::protocol
