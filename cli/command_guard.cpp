@@ -51,6 +51,10 @@ class Guard {
 
   [[noreturn]] void run(char* const argv[], int stdin_fd, int terminal_fd) {
     ::prctl(PR_SET_NAME, "baton guard");
+    // Out of baton's process group, so that a signal to the job (`kill -9
+    // %1`, `timeout -s KILL`) kills baton but leaves us to clean up; out of
+    // CMD's, for the same reason.
+    ::setpgid(0, 0);
     // Orphans of the tree come to us, not to init or an outer subreaper.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     SpawnResult child =
