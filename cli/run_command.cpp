@@ -2,8 +2,9 @@
 // excludes across pods and nodes. CMD gets BATON_LOCK and BATON_TOKEN, its
 // signals are forwarded, and CMD and everything it starts end before the
 // lock does: on lock loss, when baton is killed, and when CMD exits and
-// leaves processes behind (cli/command_guard.hpp). With --publish, CMD's output files are published under the
-// lock's fencing token once it exited 0. The lock is released after that.
+// leaves processes behind (cli/command_guard.hpp). With --publish, CMD's
+// output files are published under the lock's fencing token once it exited
+// 0. The lock is released after that.
 #include <getopt.h>
 #include <unistd.h>
 
