@@ -148,6 +148,11 @@ for mode in polite stubborn; do
         continue
     fi
     pids=$(tree_pids "$dir")
+    # pkill -f on baton's command line finds baton, not the guard too (with
+    # both killed, nothing would stop the tree).
+    matched=$(pgrep -d ' ' -f -- "run --lock tree/kill-$mode --kill-after 1" || true)
+    check "$mode tree: pgrep -f on the command line finds baton run alone" \
+        "$mode tree: pgrep -f finds $matched, not $wrapper alone" test "$matched" = "$wrapper"
     # The probe runs `survivors` from CMD, so it sees the moment of the grant.
     "$baton" --socket "$sock_a" run --lock "tree/kill-$mode" -- \
         bash -c 'source "$0"; now_ms >"$1/granted_at"; survivors "$1" >"$1/seen_by_probe"' \
