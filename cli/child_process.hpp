@@ -14,9 +14,9 @@ struct SpawnResult {
 };
 
 // Starts ARGV[0], searched in $PATH, with ARGV (vfork and exec). The child
-// first asks for SIGKILL when baton dies (PR_SET_PDEATHSIG: CMD never
-// outlives the wrapper that holds its lock), makes sure baton did not die
-// before that took effect, and calls PREPARE (async-signal-safe, no
+// first asks for SIGKILL when its parent (the guard) dies
+// (PR_SET_PDEATHSIG), makes sure the parent did not die before that took
+// effect, and calls PREPARE (async-signal-safe, no
 // allocation) before exec. An exec failure comes back through a
 // close-on-exec pipe, so the caller can tell "CMD ran and exited 127" from
 // "CMD could not be run". STDIN_FD, unless -1, becomes CMD's standard input

@@ -3,8 +3,9 @@
 // item on its stdin (the descriptor the daemon passed: no copy), BATON_ITEM
 // and BATON_QUEUE in its environment; CMD's exit 0 acknowledges the item,
 // anything else gives it back. Without CMD, writes the item to stdout and
-// acknowledges it. If baton dies, CMD dies with it and the daemon gives the
-// item back when the connection closes.
+// acknowledges it. If baton dies, CMD and everything it started are killed
+// (cli/command_guard.hpp) and then the daemon gives the item back, when the
+// last copy of the connection closes.
 #include <getopt.h>
 #include <unistd.h>
 

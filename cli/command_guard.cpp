@@ -8,7 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "cli/exit_codes.hpp"
 #include "cli/process_tree.hpp"
@@ -51,6 +55,10 @@ class Guard {
 
   [[noreturn]] void run(char* const argv[], int stdin_fd, int terminal_fd) {
     ::prctl(PR_SET_NAME, "baton guard");
+    // Out of baton's process group, so that a signal to the job (`kill -9
+    // %1`, `timeout -s KILL`) kills baton but leaves us to clean up; out of
+    // CMD's, for the same reason.
+    ::setpgid(0, 0);
     // Orphans of the tree come to us, not to init or an outer subreaper.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     SpawnResult child =
@@ -64,6 +72,7 @@ class Guard {
       ::_exit(k_exit_internal);
     }
     m_command = child.pid;
+    rename_command_line();
     // Job-control stops are for CMD, which got these back at their
     // defaults; the guard must keep reaping and watching baton.
     ::signal(SIGTSTP, SIG_IGN);
@@ -125,6 +134,36 @@ class Guard {
       if (m_children_left) signal_tree(::getpid(), group(), SIGTERM);
     }
     return reaped;
+  }
+
+  // `pkill -f 'baton run ...'` must not match the guard as well: with both
+  // killed at once nothing would stop the tree. Overwrite the argument
+  // area, as setproctitle() does; CMD's arguments were in it, but CMD has
+  // been exec()ed. Its bounds are fields 48 and 49 of /proc/self/stat.
+  static void rename_command_line() {
+    int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buffer[1024];
+    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) return;
+    buffer[n] = '\0';
+    const char* field = std::strrchr(buffer, ')');
+    if (!field) return;
+    // Field 3 (the state) follows ") "; skip to field 48.
+    for (int number = 2; number < 48 && field; ++number)
+      field = std::strchr(field + 1, ' ');
+    if (!field) return;
+    char* end = nullptr;
+    const unsigned long long start = std::strtoull(field + 1, &end, 10);
+    if (!end || *end != ' ') return;
+    const unsigned long long stop = std::strtoull(end + 1, nullptr, 10);
+    if (start == 0 || stop <= start) return;
+    char* area = reinterpret_cast<char*>(static_cast<std::uintptr_t>(start));
+    const std::size_t size = static_cast<std::size_t>(stop - start);
+    static constexpr char k_name[] = "baton guard";
+    std::memset(area, 0, size);
+    std::memcpy(area, k_name, std::min(size - 1, sizeof k_name - 1));
   }
 
   void drain_signals() {

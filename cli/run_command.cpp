@@ -1,8 +1,10 @@
 // baton run: runs CMD while holding a lock, like flock(1) with a lock that
 // excludes across pods and nodes. CMD gets BATON_LOCK and BATON_TOKEN, its
-// signals are forwarded, it dies with baton, and it is stopped if the lock
-// is lost. With --publish, CMD's output files are published under the
-// lock's fencing token once it exited 0. The lock is released after that.
+// signals are forwarded, and CMD and everything it starts end before the
+// lock does: on lock loss, when baton is killed, and when CMD exits and
+// leaves processes behind (cli/command_guard.hpp). With --publish, CMD's
+// output files are published under the lock's fencing token once it exited
+// 0. The lock is released after that.
 #include <getopt.h>
 #include <unistd.h>
 

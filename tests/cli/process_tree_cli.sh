@@ -132,6 +132,8 @@ done
 
 # --------------------------------------- (b) baton run killed with SIGKILL
 declare -f alive survivors now_ms >"$work/probe_lib.sh"
+# queued NAME: one request waits for lock NAME.
+queued() { "$baton" --socket "$sock_a" status 2>/dev/null | awk -v n="$1" '$1 == n && $NF == 1 { f = 1 } END { exit !f }'; }
 # A probe waits for the same lock; when it gets it, it lists which of the
 # tree's processes still run. Nothing may.
 for mode in polite stubborn; do
@@ -146,13 +148,17 @@ for mode in polite stubborn; do
         continue
     fi
     pids=$(tree_pids "$dir")
+    # pkill -f on baton's command line finds baton, not the guard too (with
+    # both killed, nothing would stop the tree).
+    matched=$(pgrep -d ' ' -f -- "run --lock tree/kill-$mode --kill-after 1" || true)
+    check "$mode tree: pgrep -f on the command line finds baton run alone" \
+        "$mode tree: pgrep -f finds $matched, not $wrapper alone" test "$matched" = "$wrapper"
     # The probe runs `survivors` from CMD, so it sees the moment of the grant.
     "$baton" --socket "$sock_a" run --lock "tree/kill-$mode" -- \
         bash -c 'source "$0"; now_ms >"$1/granted_at"; survivors "$1" >"$1/seen_by_probe"' \
         "$work/probe_lib.sh" "$dir" >/dev/null 2>"$dir/probe.err" &
     probe=$!
     # The probe must be queued behind the wrapper before the kill.
-    queued() { "$baton" --socket "$sock_a" status 2>/dev/null | awk -v n="$1" '$1 == n && $NF == 1 { f = 1 } END { exit !f }'; }
     check "$mode tree: the probe waits for the lock" "$mode tree: the probe is not queued" \
         eventually 10 queued "tree/kill-$mode"
     killed_at=$(now_ms)
@@ -170,6 +176,32 @@ for mode in polite stubborn; do
     [[ -s $dir/granted_at ]] &&
         echo "     ($mode: kill -9 -> lock granted to the next holder: $(($(cat "$dir/granted_at") - killed_at)) ms)"
 done
+
+# The same when SIGKILL goes to baton run's whole process group (`kill -9
+# %1` in a shell, `timeout -s KILL`): the guard is not in it.
+dir=$work/kill-group
+mkdir -p "$dir"
+setsid "$baton" --socket "$sock_a" run --lock tree/kill-group --kill-after 1 -- \
+    sh "$work/tree.sh" "$dir" stubborn loop >/dev/null 2>"$dir/err" &
+wrapper=$!
+if eventually 10 recorded_all "$dir"; then
+    pids=$(tree_pids "$dir")
+    "$baton" --socket "$sock_a" run --lock tree/kill-group -- \
+        bash -c 'source "$0"; survivors "$1" >"$1/seen_by_probe"' \
+        "$work/probe_lib.sh" "$dir" >/dev/null 2>"$dir/probe.err" &
+    probe=$!
+    check "group kill: the probe waits for the lock" "group kill: the probe is not queued" \
+        eventually 10 queued tree/kill-group
+    kill -KILL -- "-$wrapper"
+    wait "$wrapper" 2>/dev/null || true
+    wait "$probe" || true
+    seen=$(cat "$dir/seen_by_probe" 2>/dev/null || echo "(no record: $(cat "$dir/probe.err"))")
+    check "group kill: the next holder got the lock only after the tree was gone" \
+        "group kill: the next holder got the lock while these still ran: $seen (pids $pids)" test -z "$seen"
+else
+    fail "group kill: CMD did not start its tree"
+    kill -KILL -- "-$wrapper" 2>/dev/null || true
+fi
 
 # ------------------------------------------ baton claim killed with SIGKILL
 # The same for a claimed item: it goes back to the queue, for another

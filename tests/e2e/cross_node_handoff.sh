@@ -659,6 +659,11 @@ for ((j = 0; j < 600; j++)); do
 done
 [[ -s "$tmp/marks/kill/pids" ]] || fail "no consumer started $kill_item within 30 s"
 read -r claim_pid cmd_pid <"$tmp/marks/kill/pids"
+# CMD runs under baton claim's guard process (cli/command_guard.hpp): the
+# claim is its parent.
+if [[ $(cat "/proc/$claim_pid/comm" 2>/dev/null) == "baton guard" ]]; then
+    claim_pid=$(sed 's/.*) //' "/proc/$claim_pid/stat" | cut -d' ' -f2)
+fi
 echo "$cmd_pid" >>"$tmp/sleepers"
 tr '\0' ' ' <"/proc/$claim_pid/cmdline" | grep -q ' claim ' ||
     fail "the parent of $kill_item's command (pid $claim_pid) is not baton claim: $(tr '\0' ' ' <"/proc/$claim_pid/cmdline")"
