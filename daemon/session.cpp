@@ -105,13 +105,18 @@ asio::awaitable<void> Session::read_requests() {
     // are ready at once (an unlock, then an uncontended lock) then leave in
     // one write and wake the client once.
     std::size_t start = 0;
+    bool too_long = false;
     for (std::size_t end = m_input.find('\n', had);
          !m_closing && end != std::string::npos; end = m_input.find('\n', start)) {
+      if (end + 1 - start > max) {
+        too_long = true;
+        break;
+      }
       handle_line(std::string_view(m_input).substr(start, end - start));
       start = end + 1;
     }
     m_input.erase(0, start);
-    if (m_input.size() >= max && !m_closing) {
+    if ((too_long || m_input.size() >= max) && !m_closing) {
       // No newline within the limit: we cannot find the next message.
       send(protocol::encode_error(std::nullopt, errc::limit_exceeded,
                                   "message longer than " + std::to_string(max) + " bytes"));
