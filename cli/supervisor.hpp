@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "baton/client.hpp"
@@ -19,6 +20,9 @@ struct SuperviseOptions {
   std::string held;
   // Grace between SIGTERM and SIGKILL when the lock is lost.
   std::chrono::milliseconds kill_after{10000};
+  // Besides LOCK, what else CMD works under (a claimed item): returns why it
+  // was lost (MESSAGE: the daemon's explanation), or no error while it holds.
+  std::function<std::error_code(std::string& message)> lost;
 };
 
 // Why LOCK (or, with a null LOCK, the connection) was lost, for a message:

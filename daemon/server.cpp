@@ -249,7 +249,8 @@ class Daemon final : public SessionHost {
     }
   }
 
-  // Re-verifies held locks, so a holder hears of a loss within an interval.
+  // Re-verifies held locks and claimed items, so a holder hears of a loss
+  // within an interval.
   asio::awaitable<void> verify_loop() {
     asio::steady_timer timer(m_io);
     while (!m_stopping) {
@@ -257,6 +258,10 @@ class Daemon final : public SessionHost {
       auto [ec] = co_await timer.async_wait(k_tuple);
       if (ec || m_stopping) break;
       co_await m_locks.verify_held();
+      // Claimed queue items, checked the same way (a copy: sessions may end).
+      for (const auto& session :
+           std::vector(m_sessions.begin(), m_sessions.end()))
+        co_await session->verify_claims();
     }
   }
 
