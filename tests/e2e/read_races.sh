@@ -148,9 +148,10 @@ cat_reader() {
     >/dev/null || fail "the first publish on node1 failed"
 rm -f "$tmp/stop"
 cat_reader 2 &
-bg_pids+=($!)
+cat_readers=($!)
 cat_reader 1 &
-bg_pids+=($!)
+cat_readers+=($!)
+bg_pids+=("${cat_readers[@]}")
 last=$((publishes + 1))
 "$worker" read --socket "$(sock 2)" --root "${mounts[1]}" --path big.bin --until "$last" \
     --client-only --seconds $((deadline - 30)) >"$tmp/lib-reader" 2>&1 &
@@ -165,7 +166,7 @@ publish_s=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }
 lib_rc=0
 wait "$lib_reader" || lib_rc=$?
 : >"$tmp/stop"
-wait
+wait "${cat_readers[@]}"
 
 summary=""
 for i in 2 1; do
