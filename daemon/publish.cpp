@@ -542,6 +542,19 @@ int open_published(const RootDir& root, const std::string& path, VersionRecord& 
       return -1;
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    // Read a byte: GlusterFS's open-behind opens the file on the brick only
+    // at the first read, and a rename meanwhile would make the client's
+    // first read fail (ESTALE). Once open there, the file stays readable.
+    char byte;
+    if (info.st_size > 0 && ::pread(fd, &byte, 1, 0) < 0) {
+      const int error = errno;
+      ::close(fd);
+      if (replaced_under_us(error, true) && retry.again()) continue;
+      errno = error;
+      failure = replaced_under_us(error, true) ? replaced_failure(path)
+                                               : errno_failure("cannot read " + path);
+      return -1;
+    }
     StoredRecord after = read_stored(root, path, failure);
     if (failure) {
       ::close(fd);

@@ -86,7 +86,7 @@ class Daemon final : public SessionHost {
     greeting.server = std::string("batond ") + k_version;
     greeting.pod = options.pod_name;
     greeting.node = options.node_name;
-    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status",
+    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "claim_lost", "status",
                              "publish", "read", "wait", "queue"};
     greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
                        options.max_connections};

@@ -48,7 +48,9 @@ fs_check() {
     command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
     [[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
 }
-fs_up() { GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} "$gluster_volume" up "$1" "$2"; }
+# Gluster's stock volume options (open-behind, md-cache on): with them a
+# fresh lookup's handle goes stale under a rename far more often.
+fs_up() { GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} "$gluster_volume" up "$1" "$2" --stock-volume; }
 fs_down() { "$gluster_volume" down "$1" >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ setup
