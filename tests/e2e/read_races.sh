@@ -11,6 +11,10 @@
 #     own mount), each read checked whole (handoff_worker check-file);
 #   - node2 runs a libbaton reader (handoff_worker read --client-only) that
 #     opens the file through Client::open until it has seen the last version.
+#     It counts, without failing, versions the daemon reports off the
+#     content's: with gluster's stock volume options (quick-read caches small
+#     files) the version records themselves can be read stale, which is not
+#     this test's subject (see the summary line).
 # Every read must succeed (no exit 64 "is not a regular file", no 70 "Stale
 # file handle": GlusterFS answers ESTALE, or ENOENT, to a lookup a rename
 # overtook) and be one whole version. Issue 7 measured 144 of 150 failed
@@ -156,7 +160,7 @@ cat_readers+=($!)
 bg_pids+=("${cat_readers[@]}")
 last=$((publishes + 1))
 "$worker" read --socket "$(sock 2)" --root "${mounts[1]}" --path big.bin --until "$last" \
-    --client-only --seconds $((deadline - 30)) >"$tmp/lib-reader" 2>&1 &
+    --client-only --whole-only --seconds $((deadline - 30)) >"$tmp/lib-reader" 2>&1 &
 lib_reader=$!
 bg_pids+=("$lib_reader")
 
