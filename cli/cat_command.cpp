@@ -85,14 +85,24 @@ int cat_command(int argc, char** argv, const GlobalOptions& global) {
   if (int code = connect_or_report(client, socket_path(global, socket),
                                    connect_timeout))
     return code;
-  std::error_code ec;
-  OpenedFile file = client.open(path, ec);
-  if (ec) {
-    print_error("cannot read '%s': %s", printable(path).c_str(),
-                error_detail(client, ec).c_str());
-    return exit_code_for(ec);
+  // A descriptor whose file a rename on another node replaced before its
+  // first read may fail that read with ESTALE (GlusterFS opens lazily):
+  // nothing was written yet, so open the path again, within the daemon's
+  // own bound for such races (docs/handoff.md).
+  CopyResult copied;
+  for (int attempt = 0;; ++attempt) {
+    std::error_code ec;
+    OpenedFile file = client.open(path, ec);
+    if (ec) {
+      print_error("cannot read '%s': %s", printable(path).c_str(),
+                  error_detail(client, ec).c_str());
+      return exit_code_for(ec);
+    }
+    copied = copy_fd(file.fd, STDOUT_FILENO);
+    const bool replaced =
+        copied.read_errno == ESTALE || copied.read_errno == ENOENT;
+    if (!replaced || copied.bytes != 0 || attempt >= 50) break;
   }
-  CopyResult copied = copy_fd(file.fd, STDOUT_FILENO);
   // A reader that went away (`baton cat x | head -1`) is not our error, as
   // in close_stdout().
   if (copied.write_errno != 0 && copied.write_errno != EPIPE) {

@@ -152,6 +152,13 @@ int acknowledge(const Client& client, QueueItem& item,
   std::error_code ec;
   item.ack(ec);
   if (!ec) return k_exit_ok;
+  if (ec == errc::lock_lost) {
+    // The claim was lost (another consumer may own the item now): the
+    // daemon removed nothing.
+    print_error("%s was lost before its acknowledgement: not removed; %s",
+                what.c_str(), printable(client.last_error_message()).c_str());
+    return k_exit_lock_lost;
+  }
   if (ec == errc::connection_lost) {
     // The daemon went away with the item, which goes back to the queue.
     print_error(
@@ -225,6 +232,12 @@ int run_on_item(Client& client, QueueItem& item, const ClaimOptions& options) {
   supervise_options.held = describe(item, options);
   supervise_options.kill_after = options.kill_after;
   supervise_options.terminal_fd = terminal_fd;
+  // The daemon found the claim lost (a partition let another consumer take
+  // the item): stop CMD, as `baton run` does for a lost lock, and exit 74.
+  supervise_options.lost = [&item](std::string& message) {
+    if (item.lost()) message = item.lost_message();
+    return item.lost_reason();
+  };
   const int code =
       supervise(client, nullptr, guard, signals, supervise_options);
   if (code != k_exit_ok) {

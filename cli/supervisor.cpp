@@ -113,12 +113,15 @@ class Supervision {
   bool check_lock() {
     std::error_code ec = m_client.process_events();
     std::error_code reason = m_lock ? m_lock->lost_reason() : std::error_code();
+    std::string held_message;  // the daemon's word on a lost claimed item
+    if (!reason && m_options.lost) reason = m_options.lost(held_message);
     if (!reason && ec) reason = ec;
     if (!reason && (!m_lock || !m_lock->lost())) return false;
     if (!reason) reason = m_lock->lost_reason();
     m_lost = true;
     print_error("%s lost: %s; stopping %s (pid %d)", m_options.held.c_str(),
-                describe_loss(m_lock, reason).c_str(),
+                held_message.empty() ? describe_loss(m_lock, reason).c_str()
+                                     : printable(held_message).c_str(),
                 m_options.command_name.c_str(), static_cast<int>(m_child));
     m_guard.terminate();
     if (!m_kill_deadline) m_kill_deadline = Clock::now() + m_options.kill_after;

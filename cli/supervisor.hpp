@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "baton/client.hpp"
@@ -27,6 +28,9 @@ struct SuperviseOptions {
   std::chrono::milliseconds kill_after{k_default_kill_after};
   // The terminal for job control (job_control_terminal()), or -1.
   int terminal_fd = -1;
+  // Besides LOCK, what else CMD works under (a claimed item): returns why it
+  // was lost (MESSAGE: the daemon's explanation), or no error while it holds.
+  std::function<std::error_code(std::string& message)> lost;
 };
 
 // The first of stdin, stdout and stderr that is baton's controlling

@@ -301,6 +301,15 @@ std::error_code Connection::dispatch(const protocol::ServerMessage& message) {
                         protocol::field(message.object, "message", std::string()));
       m_locks.erase(it);
     }
+  } else if (protocol::field(message.object, "event", std::string()) == "claim_lost") {
+    auto it = m_claims.find(protocol::field(message.object, "claim", std::uint64_t{0}));
+    if (it != m_claims.end()) {
+      if (auto claim = it->second.lock()) {
+        claim->lost = make_error_code(errc::lock_lost);
+        claim->lost_message = protocol::field(message.object, "message", std::string());
+      }
+      m_claims.erase(it);
+    }
   }
   return {};
 }
@@ -315,6 +324,9 @@ void Connection::fail(std::error_code reason) {
   auto locks = std::move(m_locks);
   for (auto& [name, weak] : locks)
     if (auto lock = weak.lock()) lock->mark_lost(make_error_code(errc::connection_lost));
+  auto claims = std::move(m_claims);
+  for (auto& [id, weak] : claims)
+    if (auto claim = weak.lock()) claim->lost = make_error_code(errc::connection_lost);
 }
 
 void Connection::track(const std::shared_ptr<LockState>& lock) {
@@ -322,6 +334,10 @@ void Connection::track(const std::shared_ptr<LockState>& lock) {
 }
 
 void Connection::untrack(const std::string& name) { m_locks.erase(name); }
+
+void Connection::track(const std::shared_ptr<ClaimState>& claim) { m_claims[claim->claim] = claim; }
+
+void Connection::untrack(std::uint64_t claim) { m_claims.erase(claim); }
 
 void Connection::close() noexcept {
   if (m_fd >= 0) {
@@ -332,6 +348,7 @@ void Connection::close() noexcept {
   m_fds.clear();
   if (!m_broken) m_broken = make_error_code(errc::connection_lost);
   m_locks.clear();
+  m_claims.clear();
 }
 
 }  // namespace baton::detail

@@ -34,6 +34,14 @@ struct LockState {
   void mark_lost(std::error_code reason, std::string message = {});
 };
 
+// A claimed queue item, as the connection knows it: told when the daemon
+// reports the claim lost (claim_lost) or the connection closes.
+struct ClaimState {
+  std::uint64_t claim = 0;
+  std::error_code lost;
+  std::string lost_message;
+};
+
 class Connection {
  public:
   ~Connection();
@@ -68,6 +76,8 @@ class Connection {
 
   void track(const std::shared_ptr<LockState>& lock);
   void untrack(const std::string& name);
+  void track(const std::shared_ptr<ClaimState>& claim);
+  void untrack(std::uint64_t claim);
 
   void close() noexcept;
 
@@ -97,6 +107,7 @@ class Connection {
   std::error_code m_broken;  // set once the connection is unusable
   std::string m_last_error;
   std::map<std::string, std::weak_ptr<LockState>, std::less<>> m_locks;
+  std::map<std::uint64_t, std::weak_ptr<ClaimState>> m_claims;
 };
 
 }  // namespace baton::detail

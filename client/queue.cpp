@@ -70,12 +70,21 @@ QueueItem::QueueItem() noexcept = default;
 
 QueueItem::QueueItem(std::shared_ptr<detail::Connection> connection, std::uint64_t claim,
                      std::string id, int fd) noexcept
-    : m_connection(std::move(connection)), m_claim(claim), m_id(std::move(id)), m_fd(fd) {}
+    : m_connection(std::move(connection)), m_claim(claim), m_id(std::move(id)), m_fd(fd) {
+  try {
+    m_state = std::make_shared<detail::ClaimState>();
+    m_state->claim = claim;
+    m_connection->track(m_state);
+  } catch (...) {
+    m_state.reset();  // out of memory: the item works, its loss goes unseen
+  }
+}
 
 QueueItem::~QueueItem() { nack(); }
 
 QueueItem::QueueItem(QueueItem&& other) noexcept
     : m_connection(std::move(other.m_connection)),
+      m_state(std::move(other.m_state)),
       m_claim(std::exchange(other.m_claim, 0)),
       m_id(std::move(other.m_id)),
       m_fd(std::exchange(other.m_fd, -1)) {}
@@ -84,6 +93,7 @@ QueueItem& QueueItem::operator=(QueueItem&& other) noexcept {
   if (this != &other) {
     nack();
     m_connection = std::move(other.m_connection);
+    m_state = std::move(other.m_state);
     m_claim = std::exchange(other.m_claim, 0);
     m_id = std::move(other.m_id);
     m_fd = std::exchange(other.m_fd, -1);
@@ -124,8 +134,20 @@ void QueueItem::nack() noexcept {
 
 void QueueItem::reset() noexcept {
   if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
+  if (m_connection && m_claim != 0) m_connection->untrack(m_claim);
   m_claim = 0;
   m_connection.reset();
+}
+
+bool QueueItem::lost() const noexcept { return m_state && m_state->lost; }
+
+std::error_code QueueItem::lost_reason() const noexcept {
+  return m_state ? m_state->lost : std::error_code();
+}
+
+const std::string& QueueItem::lost_message() const noexcept {
+  static const std::string k_empty;
+  return m_state ? m_state->lost_message : k_empty;
 }
 
 }  // namespace baton

@@ -24,6 +24,7 @@
 
 #include "baton/error.hpp"
 #include "daemon/ofd.hpp"
+#include "daemon/rename_race.hpp"
 #include "protocol/path_name.hpp"
 
 namespace baton::daemon {
@@ -53,6 +54,16 @@ Failure errno_failure(const std::string& what) {
 
 Failure baton_failure(errc code, std::string message) {
   return {make_error_code(code), std::move(message)};
+}
+
+// After RenameRaceRetry's bound: transient (timed_out, exit 75), never a
+// usage error.
+Failure replaced_failure(const std::string& path) {
+  return baton_failure(
+      errc::timed_out,
+      path + " kept being replaced by renames for " +
+          std::to_string(RenameRaceRetry::k_max_time.count()) + " ms (" +
+          std::to_string(RenameRaceRetry::k_max_tries) + " tries); try again");
 }
 
 std::uint64_t fnv1a(std::string_view text) {
@@ -239,13 +250,23 @@ StoredRecord read_stored(const RootDir& root, const std::string& path, Failure& 
   return stored;
 }
 
-// The inode at PATH beneath the root, 0 when nothing is there.
-std::uint64_t inode_at(const RootDir& root, const std::string& path) {
+// The inode at PATH beneath the root, 0 when nothing is there. ERROR gets
+// the errno of a failed lookup (ENOENT: nothing there), else 0.
+std::uint64_t inode_at(const RootDir& root, const std::string& path,
+                       int& error) {
   std::error_code ec;
+  error = 0;
   int fd = root.open_beneath(path, O_PATH, 0, ec);
-  if (fd < 0) return 0;
-  struct stat info{};
-  std::uint64_t ino = ::fstat(fd, &info) == 0 ? info.st_ino : 0;
+  if (fd < 0) {
+    error = ec.category() == std::system_category() ? ec.value() : EINVAL;
+    return 0;
+  }
+  struct stat info {};
+  std::uint64_t ino = 0;
+  if (::fstat(fd, &info) == 0)
+    ino = info.st_ino;
+  else
+    error = errno;
   ::close(fd);
   return ino;
 }
@@ -447,13 +468,29 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
   return stored.record;
 }
 
-VersionRecord read_version(const RootDir& root, const std::string& path, Failure& failure) {
-  StoredRecord stored = read_stored(root, path, failure);
-  if (stored.pending == 0 || failure) return stored.record;
-  // A publish is under way, or died after its intent: is its file there?
-  VersionRecord record = stored.record;
-  record.version = version_of(stored, inode_at(root, path));
-  return record;
+VersionRecord read_version(const RootDir& root, const std::string& path,
+                           Failure& failure) {
+  RenameRaceRetry retry;
+  for (;;) {
+    failure = {};
+    StoredRecord stored = read_stored(root, path, failure);
+    if (failure && replaced_under_us(failure.code, false) && retry.again())
+      continue;
+    if (stored.pending == 0 || failure) return stored.record;
+    // A publish is under way, or died after its intent: is its file there?
+    // An inode that vanished under the lookup would read as "not there",
+    // one version too low: look again.
+    int error = 0;
+    const std::uint64_t ino = inode_at(root, path, error);
+    if (replaced_under_us(error, true) && error != ENOENT) {
+      if (retry.again()) continue;
+      failure = replaced_failure(path);
+      return stored.record;
+    }
+    VersionRecord record = stored.record;
+    record.version = version_of(stored, ino);
+    return record;
+  }
 }
 
 int open_published(const RootDir& root, const std::string& path, VersionRecord& record,
@@ -461,30 +498,67 @@ int open_published(const RootDir& root, const std::string& path, VersionRecord& 
   // Records change around renames: read the record before the open and
   // again after. When both give the opened file the same version, that is
   // its version (the one before is never newer than the content, the one
-  // after never older).
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  // after never older). A rename that replaced the file under us (ESTALE,
+  // or ENOENT for a path that has a record) is retried from the lookup.
+  RenameRaceRetry retry;
+  for (;;) {
+    failure = {};
     StoredRecord before = read_stored(root, path, failure);
-    if (failure) return -1;
+    if (failure) {
+      if (replaced_under_us(failure.code, false) && retry.again()) continue;
+      return -1;
+    }
     std::error_code ec;
     // O_NONBLOCK: a FIFO planted at PATH must not hang the pool thread.
     int fd = root.open_beneath(path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, ec);
     if (fd < 0) {
-      failure = {ec, ec == errc::path_outside_root ? path + " resolves outside the root"
-                                                   : path + ": " + ec.message()};
+      // A path published through baton is never removed by it: its ENOENT
+      // is a rename's window (GlusterFS), unless it lasts.
+      const bool published = before.record.version != 0 || before.pending != 0;
+      if (replaced_under_us(ec, published) && retry.again()) continue;
+      failure = {ec, ec == errc::path_outside_root
+                         ? path + " resolves outside the root"
+                         : path + ": " + ec.message()};
       if (ec == std::errc::no_such_file_or_directory)
         failure = baton_failure(errc::not_found, path + " does not exist");
+      else if (replaced_under_us(ec, published))
+        failure = replaced_failure(path);
       return -1;
     }
-    struct stat info{};
-    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+      const int error = errno;
+      ::close(fd);
+      if (replaced_under_us(error, true) && retry.again()) continue;
+      errno = error;
+      failure = replaced_under_us(error, true)
+                    ? replaced_failure(path)
+                    : errno_failure("cannot stat " + path);
+      return -1;
+    }
+    if (!S_ISREG(info.st_mode)) {
       ::close(fd);
       failure = baton_failure(errc::invalid_path, path + " is not a regular file");
       return -1;
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    // Read a byte: GlusterFS's open-behind opens the file on the brick only
+    // at the first read, and a rename meanwhile would make the client's
+    // first read fail (ESTALE). Once open there, the file stays readable.
+    char byte;
+    if (info.st_size > 0 && ::pread(fd, &byte, 1, 0) < 0) {
+      const int error = errno;
+      ::close(fd);
+      if (replaced_under_us(error, true) && retry.again()) continue;
+      errno = error;
+      failure = replaced_under_us(error, true) ? replaced_failure(path)
+                                               : errno_failure("cannot read " + path);
+      return -1;
+    }
     StoredRecord after = read_stored(root, path, failure);
     if (failure) {
       ::close(fd);
+      if (replaced_under_us(failure.code, false) && retry.again()) continue;
       return -1;
     }
     const std::uint64_t version = version_of(before, info.st_ino);
@@ -495,22 +569,34 @@ int open_published(const RootDir& root, const std::string& path, VersionRecord& 
       return fd;
     }
     ::close(fd);  // a publish landed meanwhile: look again
+    if (!retry.again()) break;
   }
-  failure = baton_failure(errc::io_error, path + " keeps changing; try again");
+  failure = replaced_failure(path);
   return -1;
 }
 
-bool path_exists(const RootDir& root, const std::string& path, Failure& failure) {
-  std::error_code ec;
-  int fd = root.open_beneath(path, O_PATH, 0, ec);
-  if (fd >= 0) {
-    ::close(fd);
-    return true;
+bool path_exists(const RootDir& root, const std::string& path,
+                 Failure& failure) {
+  RenameRaceRetry retry;
+  for (;;) {
+    std::error_code ec;
+    int fd = root.open_beneath(path, O_PATH, 0, ec);
+    if (fd >= 0) {
+      ::close(fd);
+      return true;
+    }
+    // ESTALE: a rename replaced what the lookup found, so something is there.
+    if (replaced_under_us(ec, false) && retry.again()) continue;
+    if (replaced_under_us(ec, false)) {
+      failure = replaced_failure(path);
+    } else if (ec != std::errc::no_such_file_or_directory &&
+               ec != std::errc::not_a_directory) {
+      failure = {ec, ec == errc::path_outside_root
+                         ? path + " resolves outside the root"
+                         : path + ": " + ec.message()};
+    }
+    return false;
   }
-  if (ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
-    failure = {ec, ec == errc::path_outside_root ? path + " resolves outside the root"
-                                                : path + ": " + ec.message()};
-  return false;
 }
 
 std::size_t sweep_dead_stages(int dir_fd) {

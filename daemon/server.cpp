@@ -128,7 +128,7 @@ class Daemon final : public SessionHost {
     greeting.server = std::string("batond ") + k_version;
     greeting.pod = options.pod_name;
     greeting.node = options.node_name;
-    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "status",
+    greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "claim_lost", "status",
                              "publish", "read", "wait", "queue"};
     greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
                        options.max_connections};
@@ -333,7 +333,8 @@ class Daemon final : public SessionHost {
     }
   }
 
-  // Re-verifies held locks, so a holder hears of a loss within an interval.
+  // Re-verifies held locks and claimed items, so a holder hears of a loss
+  // within an interval.
   asio::awaitable<void> verify_loop() {
     asio::steady_timer timer(m_io);
     while (!m_stopping) {
@@ -341,6 +342,10 @@ class Daemon final : public SessionHost {
       auto [ec] = co_await timer.async_wait(k_tuple);
       if (ec || m_stopping) break;
       co_await m_locks.verify_held();
+      // Claimed queue items, checked the same way (a copy: sessions may end).
+      for (const auto& session :
+           std::vector(m_sessions.begin(), m_sessions.end()))
+        co_await session->verify_claims();
     }
   }
 

@@ -711,6 +711,7 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
   if (request.timeout) deadline = Clock::now() + *request.timeout;
   const RootDir& root = m_host.root();
   Backlogs& backlogs = m_host.backlogs();
+  const std::uint64_t instance = m_host.instance_id();
   std::shared_ptr<Spool> spool;
   std::shared_ptr<Backlog> backlog;
   for (;;) {
@@ -723,7 +724,9 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
         if (spool) backlog = backlogs.of(request.queue, spool->new_dir());
       }
       std::unique_ptr<ClaimedItem> claimed;
-      if (spool) claimed = claim_next(spool, backlog, backlogs.rescan_after(), failure);
+      if (spool)
+        claimed = claim_next(spool, backlog, backlogs.rescan_after(), instance,
+                             failure);
       if (claimed) reader = claimed->reader_fd(failure);
       if (claimed && reader < 0) claimed.reset();  // returns it to new/
       if (spool && !claimed) backlogs.forget(request.queue, backlog);  // empty
@@ -753,9 +756,12 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
       }
       std::uint64_t claim = m_next_stage++;
       std::string item_id = item->id();
-      m_claims.emplace(claim, std::move(item));
-      spdlog::debug("claim {}/{} by {}", request.queue, item_id, m_client.describe());
-      send(protocol::encode_ok(id, {{"claim", claim}, {"item", item_id}, {"fd", true}}), reader);
+      m_claims.emplace(claim, Claim{std::move(item), request.queue});
+      spdlog::debug("claim {}/{} by {}", request.queue, item_id,
+                    m_client.describe());
+      send(protocol::encode_ok(
+               id, {{"claim", claim}, {"item", item_id}, {"fd", true}}),
+           reader);
       co_return;
     }
     if (m_closing) co_return;
@@ -774,11 +780,18 @@ asio::awaitable<void> Session::handle_claim(std::uint64_t id, protocol::ClaimReq
 asio::awaitable<void> Session::finish_claim(std::uint64_t id, std::uint64_t claim, bool ack) {
   auto it = m_claims.find(claim);
   if (it == m_claims.end()) {
-    send(protocol::encode_error(id, errc::not_found,
-                                "no claimed item " + std::to_string(claim) + " on this connection"));
+    if (auto lost = m_lost_claims.find(claim); lost != m_lost_claims.end()) {
+      // Told already (claim_lost); the answer stays the same.
+      send(protocol::encode_error(id, errc::lock_lost, lost->second));
+      m_lost_claims.erase(lost);
+      co_return;
+    }
+    send(protocol::encode_error(
+        id, errc::not_found,
+        "no claimed item " + std::to_string(claim) + " on this connection"));
     co_return;
   }
-  std::shared_ptr<ClaimedItem> item(std::move(it->second));
+  std::shared_ptr<ClaimedItem> item(std::move(it->second.item));
   m_claims.erase(it);
   Failure failure;
   bool done = co_await m_host.offload().quick([&] {  // an unlink or a rename
@@ -787,6 +800,9 @@ asio::awaitable<void> Session::finish_claim(std::uint64_t id, std::uint64_t clai
     return ok;
   });
   if (!done) {
+    if (failure.code == errc::lock_lost)
+      spdlog::warn("{} refused for {}: {}", ack ? "ack" : "nack",
+                   m_client.describe(), failure.message);
     send_error(id, failure);
     co_return;
   }
@@ -808,7 +824,38 @@ asio::awaitable<void> Session::discard_stages() {
   });
 }
 
-void Session::lock_lost(const std::string& name, std::uint64_t token, const std::string& why) {
+asio::awaitable<void> Session::verify_claims() {
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<ClaimedItem>>> claims;
+  for (const auto& [claim, held] : m_claims)
+    claims.emplace_back(claim, held.item);
+  for (auto& [claim, item] : claims) {
+    Failure failure;
+    const bool ours = co_await m_host.offload().quick(
+        [&] { return item->still_ours(failure); });
+    auto it = m_claims.find(claim);
+    // Only judge what we checked: an ack or nack may have taken it meanwhile.
+    if (ours || it == m_claims.end() || it->second.item != item) continue;
+    const std::string queue = it->second.queue;
+    item->abandon();  // not ours to give back: it may be another consumer's now
+    m_claims.erase(it);
+    m_lost_claims.emplace(claim, failure.message);
+    spdlog::error("claim of {} by {} lost: {}", item->id(), m_client.describe(),
+                  failure.message);
+    send(protocol::encode_line({{"event", "claim_lost"},
+                                {"claim", claim},
+                                {"queue", queue},
+                                {"item", item->id()},
+                                {"message", failure.message}}));
+    // Closing our descriptor off the loop (a network filesystem may block).
+    co_await m_host.offload().quick([&] {
+      item.reset();
+      return 0;
+    });
+  }
+}
+
+void Session::lock_lost(const std::string& name, std::uint64_t token,
+                        const std::string& why) {
   m_names.erase(name);
   m_lost.insert(name);
   send(protocol::encode_line(

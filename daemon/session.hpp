@@ -102,6 +102,10 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   const ClientInfo& client_info() const override { return m_client; }
   void lock_lost(const std::string& name, std::uint64_t token,
                  const std::string& why) override;
+  // Checks every item claimed here (ClaimedItem::still_ours); a lost claim
+  // is dropped without touching the item, and the client gets a claim_lost
+  // event. Called by the server's check loop, beside LockTable::verify_held.
+  boost::asio::awaitable<void> verify_claims();
 
  private:
   boost::asio::awaitable<void> read_requests();
@@ -169,7 +173,12 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   std::map<std::string, std::uint64_t, std::less<>> m_waiting;
   std::map<std::uint64_t, std::unique_ptr<StagedFile>> m_stages;
   std::map<std::uint64_t, std::unique_ptr<StagedItem>> m_items;
-  std::map<std::uint64_t, std::unique_ptr<ClaimedItem>> m_claims;
+  struct Claim {
+    std::shared_ptr<ClaimedItem> item;  // shared with a check in progress
+    std::string queue;
+  };
+  std::map<std::uint64_t, Claim> m_claims;
+  std::map<std::uint64_t, std::string> m_lost_claims;  // claim_lost sent, why
   std::uint64_t m_next_stage = 1;
   // Requests accepted but not finished yet, so that pipelined requests
   // count against the limits before their work is done.

@@ -53,9 +53,34 @@ bool same_file(int fd, int dir_fd, const std::string& name) {
 
 // rename(2) that tells a lost race from an NFS retransmission that hid our
 // own success: FD is the file being moved.
+bool move_item(int fd, int from_dir, const std::string& from, int to_dir,
+               const std::string& to) {
+  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) return true;
+  return errno == ENOENT && same_file(fd, to_dir, to);
+}
 bool move_item(int fd, int from_dir, int to_dir, const std::string& name) {
-  if (::renameat(from_dir, name.c_str(), to_dir, name.c_str()) == 0) return true;
-  return errno == ENOENT && same_file(fd, to_dir, name);
+  return move_item(fd, from_dir, name, to_dir, name);
+}
+
+// A claimed item's name in cur/: its id, then the claim's own suffix, so
+// that every claim of an item has a name of its own. A consumer whose claim
+// was lost (its lock dropped in a partition, the item given back and claimed
+// again elsewhere) then names a path that no longer exists: rename and
+// unlink by name fence it atomically, on every filesystem.
+constexpr std::string_view k_claim_mark = ".claim-";
+
+std::string claim_name(const std::string& id, std::uint64_t instance) {
+  static std::atomic<std::uint64_t> counter{0};
+  char suffix[64];
+  std::snprintf(suffix, sizeof suffix, "%s%016" PRIx64 "-%" PRIu64,
+                k_claim_mark.data(), instance, ++counter);
+  return id + suffix;
+}
+
+// The item id of a name in cur/ (names of older daemons have no suffix).
+std::string id_of_claim_name(const std::string& name) {
+  const std::size_t mark = name.rfind(k_claim_mark);
+  return mark == std::string::npos || mark == 0 ? name : name.substr(0, mark);
 }
 
 // Returns items in cur/ whose consumer died (nobody holds their lock), and
@@ -65,7 +90,8 @@ void recover_abandoned(int tmp, int cur, int fresh) {
   for (const std::string& name : list_items(cur)) {
     int fd = ::openat(cur, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
-    if (ofd_lock(fd, F_WRLCK, false)) move_item(fd, cur, fresh, name);
+    if (ofd_lock(fd, F_WRLCK, false))
+      move_item(fd, cur, name, fresh, id_of_claim_name(name));
     ::close(fd);
   }
   for (const std::string& name : list_items(tmp)) {
@@ -215,7 +241,9 @@ std::optional<std::string> StagedItem::commit(Failure& failure) {
 
 std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
                                         std::shared_ptr<Backlog> backlog,
-                                        Backlog::Clock::duration rescan_after, Failure& failure) {
+                                        Backlog::Clock::duration rescan_after,
+                                        std::uint64_t instance,
+                                        Failure& failure) {
   bool listed = false;
   const Backlog::Lister list = [&spool, &listed] {
     listed = true;
@@ -223,12 +251,18 @@ std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
     return list_items(spool->m_new);
   };
   const auto now = Backlog::Clock::now();
-  while (std::optional<std::string> name = backlog->take(now, rescan_after, list, !listed)) {
-    int fd = ::openat(spool->m_new, name->c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  while (std::optional<std::string> name =
+             backlog->take(now, rescan_after, list, !listed)) {
+    // Any failure here (ENOENT, or ESTALE on NFS and GlusterFS) means that
+    // another consumer renamed the item away first: take the next.
+    int fd = ::openat(spool->m_new, name->c_str(),
+                      O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;  // taken meanwhile
     // Lock first, then move: the item is never in cur/ unlocked by a live
     // consumer, so recovery cannot steal it back.
-    if (!ofd_lock(fd, F_WRLCK, false) || !move_item(fd, spool->m_new, spool->m_cur, *name)) {
+    std::string claimed_as = claim_name(*name, instance);
+    if (!ofd_lock(fd, F_WRLCK, false) ||
+        !move_item(fd, spool->m_new, *name, spool->m_cur, claimed_as)) {
       ::close(fd);
       continue;  // another consumer won this one
     }
@@ -236,6 +270,7 @@ std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
     item->m_spool = spool;
     item->m_backlog = backlog;
     item->m_id = std::move(*name);
+    item->m_cur_name = std::move(claimed_as);
     item->m_fd = fd;
     return item;
   }
@@ -258,11 +293,58 @@ int ClaimedItem::reader_fd(Failure& failure) const {
   return fd;
 }
 
+bool ClaimedItem::still_ours(Failure& failure) const {
+  auto lost = [&](const std::string& why) {
+    failure = {make_error_code(errc::lock_lost),
+               "item " + m_id + " of queue " + m_spool->m_path + ": " + why};
+    return false;
+  };
+  // I/O first: after an NFSv4 lease expired, I/O through the description
+  // fails with EIO.
+  char byte;
+  if (::pread(m_fd, &byte, 1, 0) < 0)
+    return lost(std::string("cannot read it: ") + std::strerror(errno));
+  struct stat mine {
+  }, named{};
+  if (::fstat(m_fd, &mine) != 0)
+    return lost(std::string("cannot stat it: ") + std::strerror(errno));
+  if (mine.st_nlink == 0) return lost("it was removed");
+  if (::fstatat(m_spool->m_cur, m_cur_name.c_str(), &named,
+                AT_SYMLINK_NOFOLLOW) != 0)
+    return lost("cur/" + m_cur_name + " is gone (" + std::strerror(errno) +
+                "): the item was given back and may be claimed again");
+  if (named.st_ino != mine.st_ino || named.st_dev != mine.st_dev)
+    return lost("cur/" + m_cur_name + " is another file");
+  // Re-assert our lock: a no-op while we hold it; busy once a partition let
+  // another node take it (GlusterFS and NFS keep telling the old holder it
+  // holds the lock after the partition healed).
+  if (!ofd_lock(m_fd, F_WRLCK, false))
+    return lost(errno == EAGAIN || errno == EACCES
+                    ? std::string("its lock is held by another consumer")
+                    : std::string("cannot re-assert its lock: ") +
+                          std::strerror(errno));
+  return true;
+}
+
 bool ClaimedItem::ack(Failure& failure) {
   if (m_done) return true;
   m_done = true;
-  if (::unlinkat(m_spool->m_cur, m_id.c_str(), 0) != 0 && errno != ENOENT) {
-    failure = errno_failure("cannot remove item " + m_id);
+  if (!still_ours(failure)) return false;
+  if (::unlinkat(m_spool->m_cur, m_cur_name.c_str(), 0) != 0) {
+    const int error = errno;
+    // NFS: a retransmitted unlink whose first attempt succeeded answers
+    // ENOENT; then our file has no name left. Renamed away instead (given
+    // back by another pod between our check and the unlink): lost.
+    struct stat mine {};
+    if (error == ENOENT && ::fstat(m_fd, &mine) == 0 && mine.st_nlink == 0)
+      return true;
+    if (error == ENOENT)
+      failure = {make_error_code(errc::lock_lost),
+                 "item " + m_id + " of queue " + m_spool->m_path +
+                     " was given back before its ack: not removed"};
+    else
+      failure = {std::error_code(error, std::system_category()),
+                 "cannot remove item " + m_id + ": " + std::strerror(error)};
     return false;
   }
   return true;
@@ -271,12 +353,20 @@ bool ClaimedItem::ack(Failure& failure) {
 bool ClaimedItem::nack(Failure& failure) {
   if (m_done) return true;
   m_done = true;
-  if (!move_item(m_fd, m_spool->m_cur, m_spool->m_new, m_id)) {
-    failure = errno_failure("cannot return item " + m_id);
+  if (!still_ours(failure)) return false;
+  if (!move_item(m_fd, m_spool->m_cur, m_cur_name, m_spool->m_new, m_id)) {
+    if (errno == ENOENT)
+      failure = {make_error_code(errc::lock_lost),
+                 "item " + m_id + " of queue " + m_spool->m_path +
+                     " was given back by another pod before its nack"};
+    else
+      failure = errno_failure("cannot return item " + m_id);
     return false;
   }
   if (m_backlog) m_backlog->put_back(m_id);
   return true;
 }
+
+void ClaimedItem::abandon() noexcept { m_done = true; }
 
 }  // namespace baton::daemon

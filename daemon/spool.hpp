@@ -41,7 +41,8 @@ class Spool {
   friend class ClaimedItem;
   friend std::unique_ptr<class ClaimedItem> claim_next(std::shared_ptr<Spool>,
                                                        std::shared_ptr<Backlog>,
-                                                       Backlog::Clock::duration, Failure&);
+                                                       Backlog::Clock::duration,
+                                                       std::uint64_t, Failure&);
   Spool() = default;
   std::string m_path;
   int m_tmp = -1;
@@ -76,17 +77,27 @@ class ClaimedItem {
   const std::string& id() const noexcept { return m_id; }
   // A read-only descriptor of the item for the consumer, owned by the caller.
   int reader_fd(Failure& failure) const;
-  bool ack(Failure& failure);   // removes the item for good
-  bool nack(Failure& failure);  // returns it to new/
+  // Ack removes the item for good, nack returns it to new/; both only
+  // after still_ours(), else they touch nothing and fail with lock_lost.
+  bool ack(Failure& failure);
+  bool nack(Failure& failure);
+  // Whether the claim still holds: our descriptor is still the file at
+  // cur/<our claim name>, readable, and our OFD lock re-asserts. Else
+  // FAILURE (lock_lost) says why: another consumer may own the item now.
+  bool still_ours(Failure& failure) const;
+  // The claim was lost: the destructor must not give the item back.
+  void abandon() noexcept;
 
  private:
   friend std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool>,
                                                  std::shared_ptr<Backlog>,
-                                                 Backlog::Clock::duration, Failure&);
+                                                 Backlog::Clock::duration,
+                                                 std::uint64_t, Failure&);
   ClaimedItem() = default;
   std::shared_ptr<Spool> m_spool;
   std::shared_ptr<Backlog> m_backlog;  // told when the item goes back
   std::string m_id;
+  std::string m_cur_name;  // in cur/: the id and this claim's own suffix
   int m_fd = -1;
   bool m_done = false;
 };
@@ -95,8 +106,12 @@ class ClaimedItem {
 // none, or its listing is older than RESCAN_AFTER, abandoned items in cur/
 // go back to new/ and new/ is listed again. Null (and no failure) when the
 // queue is empty.
+// The item is renamed to cur/<id>.claim-<INSTANCE>-<n>, a name of this
+// claim's own (see ClaimedItem::still_ours).
 std::unique_ptr<ClaimedItem> claim_next(std::shared_ptr<Spool> spool,
                                         std::shared_ptr<Backlog> backlog,
-                                        Backlog::Clock::duration rescan_after, Failure& failure);
+                                        Backlog::Clock::duration rescan_after,
+                                        std::uint64_t instance,
+                                        Failure& failure);
 
 }  // namespace baton::daemon

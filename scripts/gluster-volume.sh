@@ -4,13 +4,16 @@
 # Locks (OFD, POSIX, flock) taken through one mount exclude those taken through
 # another, as on NFSv4 or CephFS.
 #
-#   scripts/gluster-volume.sh up DIR N [--fast-failover] [--page-cache]
+#   scripts/gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume]
 #       Starts a private glusterd whose state lives under DIR/.gluster, creates
 #       and starts a one-brick volume, mounts it at DIR/node1 .. DIR/nodeN and
 #       prints those mount points, one per line, on stdout (progress goes to
 #       stderr). --fast-failover makes the brick notice a silently dead client
 #       in ~5 s instead of ~42 s (server.tcp-user-timeout 5, short keepalives).
 #       --page-cache keeps the kernel page cache of the FUSE mounts (see below).
+#       --stock-volume leaves the volume's performance translators at
+#       gluster's defaults (open-behind, md-cache, quick-read on): what a
+#       user who only mounts with direct I/O gets.
 #   scripts/gluster-volume.sh down DIR
 #       Unmounts, stops and deletes the volume, stops glusterd and removes
 #       everything `up` created. Safe to call twice, or after a failed `up`.
@@ -42,7 +45,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: gluster-volume.sh up DIR N [--fast-failover] [--page-cache]
+usage: gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume]
        gluster-volume.sh down DIR
 EOF
     exit 64
@@ -97,7 +100,7 @@ up_failed() {
 }
 
 cmd_up() {
-    local n=$1 fast=$2 page_cache=$3 host vol i mnt t0 mount_opts
+    local n=$1 fast=$2 page_cache=$3 stock=${4:-0} host vol i mnt t0 mount_opts
     t0=$(date +%s.%N)
     [[ $EUID -eq 0 ]] || die "must run as root (glusterd and FUSE mounts)"
     [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
@@ -142,6 +145,7 @@ cmd_up() {
         performance.open-behind off performance.readdir-ahead off
         performance.nl-cache off
     )
+    if [[ "$stock" == 1 ]]; then opts=(); fi
     if [[ "$fast" == 1 ]]; then
         opts+=(server.tcp-user-timeout 5 server.keepalive-time 2
                server.keepalive-interval 1 server.keepalive-count 3
@@ -242,14 +246,16 @@ up)
     [[ $# -ge 3 ]] || usage
     fast=0
     page_cache=0
+    stock=0
     for opt in "${@:4}"; do
         case "$opt" in
         --fast-failover) fast=1 ;;
         --page-cache) page_cache=1 ;;
+        --stock-volume) stock=1 ;;
         *) usage ;;
         esac
     done
-    cmd_up "$3" "$fast" "$page_cache"
+    cmd_up "$3" "$fast" "$page_cache" "$stock"
     ;;
 down)
     [[ $# -eq 2 ]] || usage

@@ -19,9 +19,13 @@
 //     "INDEX ID NAME" appended to LOG. --hold-first: read half of the first
 //     item, print "holding INDEX ID" and wait to be killed.
 //   handoff_worker read --socket S --root R --path P --until K
+//                  [--client-only] [--whole-only] [--seconds N]
 //     Reads P over and over, as a plain file under R and through
-//     Client::open, until it has seen version K both ways. Every read must
-//     be whole and no newer than the next; prints a summary.
+//     Client::open, until it has seen version K both ways (--client-only:
+//     through Client::open only), within N seconds (default 60). Every
+//     read must be whole and no newer than the next, and no call may fail;
+//     prints a summary. --whole-only: a daemon version that does not match
+//     the content's is counted in the summary, not a failure.
 //   handoff_worker check-file FILE
 //     One plain read of FILE, checked (the checker's negative control).
 //
@@ -66,6 +70,9 @@ struct Args {
   std::uint64_t first = 1, count = 1, blocks = 4, until = 0, size = 1000;
   std::optional<std::uint64_t> token, pause_version;
   bool hold_first = false;
+  bool client_only = false;    // read: only through Client::open
+  bool whole_only = false;  // read: count daemon versions off the content, do not fail
+  std::uint64_t seconds = 60;  // read: give up after this long
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -81,6 +88,14 @@ Args parse(int argc, char** argv) {
     std::string flag = argv[i];
     if (flag == "--hold-first") {
       args.hold_first = true;
+      continue;
+    }
+    if (flag == "--client-only") {
+      args.client_only = true;
+      continue;
+    }
+    if (flag == "--whole-only") {
+      args.whole_only = true;
       continue;
     }
     if (i + 1 >= argc) usage(flag + " needs a value");
@@ -118,6 +133,8 @@ Args parse(int argc, char** argv) {
       args.token = number();
     else if (flag == "--pause-version")
       args.pause_version = number();
+    else if (flag == "--seconds")
+      args.seconds = number();
     else
       usage("unknown flag " + flag);
   }
@@ -279,8 +296,10 @@ int run_read(const Args& args) {
   std::uint64_t plain_last = 0, client_last = 0, client_last_version = 0;
   std::uint64_t plain_reads = 0, client_reads = 0;
   std::set<std::uint64_t> seen;
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  std::uint64_t mismatches = 0;  // daemon versions off the content's
+  const auto deadline = Clock::now() + std::chrono::seconds(args.seconds);
   std::string data;
+  if (args.client_only) plain_last = args.until;
   while (plain_last < args.until || client_last < args.until) {
     if (Clock::now() > deadline) {
       say("STUCK plain at " + std::to_string(plain_last) + ", client at " +
@@ -289,7 +308,9 @@ int run_read(const Args& args) {
       return k_exit_check;
     }
     // As a plain file on the shared directory.
-    int fd = ::open(plain_path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = args.client_only
+                 ? -1
+                 : ::open(plain_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       bool ok = read_all(fd, data);
       ::close(fd);
@@ -310,7 +331,7 @@ int run_read(const Args& args) {
       plain_last = check.version;
       seen.insert(check.version);
       ++plain_reads;
-    } else if (errno != ENOENT) {
+    } else if (!args.client_only && errno != ENOENT) {
       fail(k_exit_baton, "open " + plain_path, {errno, std::system_category()});
     }
     // Through the daemon.
@@ -327,7 +348,8 @@ int run_read(const Args& args) {
           check.error);
       return k_exit_check;
     }
-    if (check.version < client_last || file.version < client_last_version) {
+    if (check.version < client_last ||
+        (!args.whole_only && file.version < client_last_version)) {
       say("BACKWARDS client: content " + std::to_string(check.version) +
           " version " + std::to_string(file.version) + " after content " +
           std::to_string(client_last) + " version " +
@@ -336,7 +358,9 @@ int run_read(const Args& args) {
     }
     // The version is read around the open, never newer than the content,
     // and at most one behind it (its record is written after the rename).
-    if (file.version > check.version || file.version + 1 < check.version) {
+    const bool off = file.version > check.version || file.version + 1 < check.version;
+    if (off) ++mismatches;
+    if (off && !args.whole_only) {
       say("MISMATCH client: daemon version " + std::to_string(file.version) +
           " for content version " + std::to_string(check.version));
       return k_exit_check;
@@ -348,7 +372,8 @@ int run_read(const Args& args) {
   }
   say("reads plain=" + std::to_string(plain_reads) +
       " client=" + std::to_string(client_reads) +
-      " distinct=" + std::to_string(seen.size()));
+      " distinct=" + std::to_string(seen.size()) +
+      " version_mismatches=" + std::to_string(mismatches));
   return 0;
 }
 
