@@ -48,6 +48,8 @@ class SessionHost {
   virtual const SessionLimits& session_limits() const = 0;
   virtual const std::string& greeting() const = 0;
   virtual nlohmann::json server_status() const = 0;
+  // How long a status request may wait for the filesystem.
+  virtual std::chrono::milliseconds status_budget() const = 0;
   // The session made its first real request (not just ping or status).
   virtual void session_did_work() = 0;
 
@@ -71,6 +73,8 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   const ClientInfo& client_info() const override { return m_client; }
   void lock_lost(const std::string& name, std::uint64_t token,
                  const std::string& why) override;
+  void lock_revoking(const std::string& name, std::uint64_t token,
+                     std::chrono::milliseconds revoke_in, const std::string& why) override;
 
  private:
   boost::asio::awaitable<void> read_requests();
