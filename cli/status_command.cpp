@@ -91,8 +91,13 @@ void print_human(const Status& status) {
   std::printf("server: %s  pod: %s  node: %s  root: %s\n",
               or_dash(server.server).c_str(), or_dash(server.pod).c_str(),
               or_dash(server.node).c_str(), or_dash(server.root).c_str());
+  // What the daemon could not read (a hung mount): the table is partial.
+  for (const std::string& line : status.unknown)
+    std::printf("unknown: %s\n", printable(line).c_str());
   if (status.locks.empty()) {
-    std::fputs("no locks held or waited for\n", stdout);
+    std::fputs(status.unknown.empty() ? "no locks held or waited for\n"
+                                      : "no locks known\n",
+               stdout);
     return;
   }
   const auto now = std::chrono::system_clock::now();

@@ -65,6 +65,9 @@ Status parse_status(json reply) {
       status.locks.push_back(std::move(lock));
     }
   }
+  if (auto unknown = reply.find("unknown"); unknown != reply.end() && unknown->is_array())
+    for (const json& line : *unknown)
+      if (line.is_string()) status.unknown.push_back(line.get<std::string>());
   reply.erase("id");
   reply.erase("ok");
   status.json = reply.dump(-1, ' ', false, json::error_handler_t::replace);

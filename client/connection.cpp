@@ -292,14 +292,23 @@ std::error_code Connection::dispatch(const protocol::ServerMessage& message) {
     }
     return {};
   }
-  if (protocol::field(message.object, "event", std::string()) == "lock_lost") {
+  const auto event = protocol::field(message.object, "event", std::string());
+  if (event == "lock_lost" || event == "revoking") {
     auto name = protocol::field(message.object, "name", std::string());
     auto it = m_locks.find(name);
     if (it != m_locks.end()) {
-      if (auto lock = it->second.lock())
+      auto lock = it->second.lock();
+      // "revoking" (the daemon is stopping) is a loss to the holder, who
+      // should stop now; the daemon keeps the lock until it is released,
+      // so the lock stays tracked and release() still unlocks.
+      const bool revoking = event == "revoking";
+      if (lock) {
+        if (!revoking) lock->revoking = false;
+        else if (!lock->lost) lock->revoking = true;
         lock->mark_lost(make_error_code(errc::lock_lost),
                         protocol::field(message.object, "message", std::string()));
-      m_locks.erase(it);
+      }
+      if (!revoking || !lock) m_locks.erase(it);
     }
   } else if (protocol::field(message.object, "event", std::string()) == "claim_lost") {
     auto it = m_claims.find(protocol::field(message.object, "claim", std::uint64_t{0}));

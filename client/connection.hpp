@@ -29,6 +29,9 @@ struct LockState {
   bool released = false;
   std::error_code lost;
   std::string lost_message;
+  // Lost for the holder (the daemon is revoking it) but still held by the
+  // daemon until released or the revocation deadline: release() unlocks.
+  bool revoking = false;
   std::function<void(std::error_code)> on_lost;
 
   void mark_lost(std::error_code reason, std::string message = {});

@@ -74,7 +74,7 @@ void Lock::release() noexcept {
   m_state->on_lost = nullptr;
   if (m_connection) {
     m_connection->untrack(m_state->name);
-    if (!m_state->lost) {
+    if (!m_state->lost || m_state->revoking) {
       std::error_code ignored;  // a dead connection released it already
       try {
         m_connection->send_only(protocol::UnlockRequest{m_state->name}, ignored);

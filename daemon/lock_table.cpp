@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
@@ -815,8 +817,12 @@ void LockTable::lose(const EntryPtr& entry, const std::string& why) {
   entry->holders.clear();
   for (const Hold& hold : holders) hold.client->lock_lost(entry->name, hold.token, why);
   // Close the descriptor: whatever lock it still has is not to be trusted,
-  // and the next acquisition starts from a freshly opened file.
-  entry->file.reset();  // its slot's lock goes with it
+  // and the next acquisition starts from a freshly opened file (its slot's
+  // lock goes with it). On a network root close(2) is a round trip too
+  // (FUSE flush): off the loop.
+  if (entry->file && !m_offload.inline_quick_calls())
+    asio::post(m_offload.pool_executor(), [file = std::move(entry->file)] {});
+  entry->file.reset();
   entry->slot = -1;
   entry->record_dirty = false;
   entry->held.reset();
@@ -871,6 +877,13 @@ void LockTable::stop_granting() {
   }
 }
 
+void LockTable::announce_revocation(std::chrono::milliseconds revoke_in,
+                                    const std::string& why) {
+  for (auto& [name, entry] : m_entries)
+    for (const Hold& hold : entry->holders)
+      hold.client->lock_revoking(name, hold.token, revoke_in, why);
+}
+
 void LockTable::revoke_all(const std::string& why) {
   for (auto& [name, entry] : m_entries) {
     if (entry->file_wait) entry->file_wait->cancel();
@@ -883,8 +896,20 @@ bool LockTable::has_holders() const {
                      [](const auto& item) { return !item.second->holders.empty(); });
 }
 
-asio::awaitable<std::vector<LockStatus>> LockTable::status() {
-  std::vector<LockStatus> locks;
+// A scan of the lock directory for status(). It runs on the pool and may
+// never return (a hung mount), so it owns what it touches, and it records
+// what it found as it goes: a status that gives up still shows that part.
+struct LockTable::Scan {
+  std::mutex mutex;
+  std::vector<LockStatus> found;  // guarded by mutex
+  std::string at;                 // the file being read; guarded by mutex
+  bool done = false;              // guarded by mutex
+  SteadyClock::time_point started = SteadyClock::now();
+};
+
+asio::awaitable<StatusReport> LockTable::status(SteadyClock::time_point deadline) {
+  StatusReport report;
+  std::vector<LockStatus>& locks = report.locks;
   for (auto& [name, entry] : m_entries) {
     if (entry->holders.empty() && entry->queue.empty()) continue;
     LockStatus lock;
@@ -907,40 +932,69 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
   };
 
   // Other pods: every lock file someone else holds, with the records its
-  // holders' daemons wrote (only live ones). A directory scan, so off the loop.
-  int dir = m_dir_fd;
-  std::string dir_path = m_dir_path;
-  const bool uncached = m_config.uncached_reads;
-  const std::string own = instance_hex(m_config.instance_id);
-  auto remote = co_await m_offload.slow([&] {
-    std::vector<LockStatus> found;
-    int scan_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (scan_fd < 0) return found;
-    DIR* listing = ::fdopendir(scan_fd);
-    if (!listing) {
-      ::close(scan_fd);
-      return found;
+  // holders' daemons wrote (only live ones). A directory scan, so off the
+  // loop, and bounded: one scan at a time, so that a stuck one does not pile
+  // more onto the pool.
+  std::shared_ptr<Scan> scan = m_scan;
+  bool stuck_before = false;
+  if (scan) {
+    std::lock_guard lock(scan->mutex);
+    stuck_before = !scan->done;
+  }
+  if (!stuck_before) {
+    scan = m_scan = std::make_shared<Scan>();
+    std::function<int()> run = [scan, dir = m_dir_fd, dir_path = m_dir_path,
+                                uncached = m_config.uncached_reads, held_exclusive,
+                                held_shared, contains,
+                                own = instance_hex(m_config.instance_id)] {
+      int scan_fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      DIR* listing = scan_fd >= 0 ? ::fdopendir(scan_fd) : nullptr;
+      if (!listing && scan_fd >= 0) ::close(scan_fd);
+      std::size_t scanned = 0;
+      while (dirent* item = listing ? ::readdir(listing) : nullptr) {
+        if (++scanned > k_status_scan_limit) break;
+        std::string name = protocol::lock_name_from_file(item->d_name);
+        if (name.empty() || contains(held_exclusive, name)) continue;
+        {
+          std::lock_guard lock(scan->mutex);
+          scan->at = name;
+        }
+        std::error_code ec;
+        auto file = LockFile::open(dir, item->d_name, dir_path + "/" + item->d_name, uncached, ec);
+        if (!file) continue;
+        // Our own shared lock conflicts with this new descriptor: go straight
+        // to the slots, skipping our own.
+        if (!contains(held_shared, name) && (!file->held_elsewhere(ec) || ec)) continue;
+        LockStatus lock;
+        lock.name = name;
+        lock.holders = remote_holders(*file, own);
+        if (lock.holders.empty() && contains(held_shared, name)) continue;
+        std::lock_guard guard(scan->mutex);
+        scan->found.push_back(std::move(lock));
+      }
+      if (listing) ::closedir(listing);
+      std::lock_guard lock(scan->mutex);
+      scan->at.clear();
+      scan->done = true;
+      return 0;
+    };
+    co_await m_offload.bounded<int>(std::move(run), deadline);
+  }
+  std::vector<LockStatus> remote;
+  {
+    std::lock_guard lock(scan->mutex);
+    remote = scan->found;
+    if (!scan->done) {
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+          SteadyClock::now() - scan->started);
+      report.unknown.push_back(
+          "locks held by other pods: " + m_dir_path + " has not answered for " +
+          std::to_string(waited.count()) + " ms" +
+          (scan->at.empty() ? std::string(" (no filesystem call could start)")
+                            : " (stuck reading lock '" + scan->at + "')") +
+          (stuck_before ? ", since an earlier status" : ""));
     }
-    std::size_t scanned = 0;
-    while (dirent* item = ::readdir(listing)) {
-      if (++scanned > k_status_scan_limit) break;
-      std::string name = protocol::lock_name_from_file(item->d_name);
-      if (name.empty() || contains(held_exclusive, name)) continue;
-      std::error_code ec;
-      auto file = LockFile::open(dir, item->d_name, dir_path + "/" + item->d_name, uncached, ec);
-      if (!file) continue;
-      // Our own shared lock conflicts with this new descriptor: go straight
-      // to the slots, skipping our own.
-      if (!contains(held_shared, name) && (!file->held_elsewhere(ec) || ec)) continue;
-      LockStatus lock;
-      lock.name = name;
-      lock.holders = remote_holders(*file, own);
-      if (lock.holders.empty() && contains(held_shared, name)) continue;
-      found.push_back(std::move(lock));
-    }
-    ::closedir(listing);
-    return found;
-  });
+  }
   for (auto& lock : remote) {
     auto local = std::find_if(locks.begin(), locks.end(),
                               [&](const LockStatus& l) { return l.name == lock.name; });
@@ -952,7 +1006,7 @@ asio::awaitable<std::vector<LockStatus>> LockTable::status() {
   }
   std::sort(locks.begin(), locks.end(),
             [](const LockStatus& a, const LockStatus& b) { return a.name < b.name; });
-  co_return locks;
+  co_return report;
 }
 
 }  // namespace baton::daemon

@@ -50,6 +50,10 @@ class LockClient {
   virtual const ClientInfo& client_info() const = 0;
   virtual void lock_lost(const std::string& name, std::uint64_t token,
                          const std::string& why) = 0;
+  // The lock will be taken away in REVOKE_IN unless released first (the
+  // daemon is stopping): the holder should stop using it now.
+  virtual void lock_revoking(const std::string& name, std::uint64_t token,
+                             std::chrono::milliseconds revoke_in, const std::string& why) = 0;
 
  protected:
   ~LockClient() = default;
@@ -69,6 +73,12 @@ struct Acquired {
   std::string message;    // one line for the client when error is set
   std::uint64_t token = 0;
   std::chrono::microseconds waited{0};
+};
+
+// What status() found: the locks, and what it could not read in time.
+struct StatusReport {
+  std::vector<LockStatus> locks;
+  std::vector<std::string> unknown;  // one line each; empty when complete
 };
 
 struct QueuedNotice {
@@ -119,12 +129,16 @@ class LockTable {
 
   // Refuses new requests from now on and fails every queued one.
   void stop_granting();
+  // Tells every holder its lock goes in REVOKE_IN (see revoke_all), at once.
+  void announce_revocation(std::chrono::milliseconds revoke_in, const std::string& why);
   // Takes every lock away from its holders, telling them why.
   void revoke_all(const std::string& why);
   bool has_holders() const;
 
-  // Locks held or waited for here, then those other pods hold right now.
-  boost::asio::awaitable<std::vector<LockStatus>> status();
+  // Locks held or waited for here (from memory), then those other pods hold
+  // right now (a scan of the lock directory, given until DEADLINE: on a hung
+  // mount the reply says what it could not read rather than wait).
+  boost::asio::awaitable<StatusReport> status(std::chrono::steady_clock::time_point deadline);
 
  private:
   struct Waiter;
@@ -175,6 +189,8 @@ class LockTable {
   std::string m_holder_prefix;  // pod and node of every holder record, as JSON
   std::map<std::string, EntryPtr, std::less<>> m_entries;
   bool m_granting = true;
+  struct Scan;
+  std::shared_ptr<Scan> m_scan;  // the last status scan; may still be stuck
 };
 
 }  // namespace baton::daemon

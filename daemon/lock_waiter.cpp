@@ -21,6 +21,8 @@ constexpr auto k_interrupt_period = std::chrono::milliseconds(5);
 // How long a polite waiter leaves the lock to another pod's waiter.
 constexpr auto k_polite_window = std::chrono::milliseconds(5);
 
+std::atomic<std::size_t> g_running{0};
+
 }  // namespace
 
 void install_wait_interrupt_handler() {
@@ -46,6 +48,7 @@ std::shared_ptr<LockWaiter> LockWaiter::start(boost::asio::any_io_executor execu
       new LockWaiter(executor, std::move(file), mode, std::move(done)));
   // The completion on the loop joins the thread, so its pthread_t stays
   // valid for pthread_kill until then.
+  ++g_running;
   waiter->m_thread = std::thread([self = waiter, polite] { self->run(polite); });
   return waiter;
 }
@@ -82,6 +85,7 @@ void LockWaiter::run(bool polite) {
   }
   if (!advertise) m_file->advertise_waiting(false);
   m_finished = true;
+  --g_running;
   auto self = shared_from_this();
   boost::asio::post(m_executor, [self, outcome] {
     self->m_interrupt_timer.cancel();
@@ -89,6 +93,8 @@ void LockWaiter::run(bool polite) {
     if (auto done = std::move(self->m_done)) done(outcome);
   });
 }
+
+std::size_t LockWaiter::running() noexcept { return g_running.load(); }
 
 void LockWaiter::cancel() {
   if (m_cancelled.exchange(true)) return;

@@ -38,6 +38,10 @@ class LockWaiter : public std::enable_shared_from_this<LockWaiter> {
 
   LockMode mode() const noexcept { return m_mode; }
 
+  // Waits whose thread has not finished its lock call: at shutdown, more
+  // than zero means one may be stuck in the kernel and must not be joined.
+  static std::size_t running() noexcept;
+
   // Asks the wait to stop. Done is still called once (with the lock held if
   // the wait won the race, and then the caller must unlock).
   void cancel();

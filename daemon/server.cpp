@@ -1,5 +1,6 @@
 #include "daemon/server.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -7,12 +8,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -58,6 +66,100 @@ std::string read_file(const char* path) {
   text << in.rdbuf();
   return text.str();
 }
+
+// How long after --shutdown-grace the daemon may take to flush replies and
+// exit before a watchdog ends the process whatever the loop is doing.
+constexpr auto k_exit_margin = std::chrono::milliseconds(800);
+// How long `status` may wait for the filesystem (the lock directory scan).
+constexpr auto k_status_budget = std::chrono::milliseconds(700);
+
+// Ends the process now, without waiting for filesystem calls stuck in the
+// kernel. On a network mount close(2) is a round trip too (NFS writes back,
+// FUSE sends FLUSH), and the last close of an exiting process cannot be
+// interrupted any more. So each descriptor under ROOT is closed on a thread
+// of its own first: the close takes it out of the table at once, and the
+// SIGKILL that _exit sends to that thread ends a killable wait (NFS). A
+// FUSE FLUSH is waited for uninterruptibly (fs/fuse/file.c forces it): with
+// a stopped GlusterFS client the process then lingers, its socket removed
+// and its main thread gone, until the client answers. The kernel drops our
+// OFD locks with the descriptors.
+[[noreturn]] void exit_now(const std::string& root, const std::string& socket_path) {
+  ::unlink(socket_path.c_str());
+  std::vector<int> fds;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {  // procfs: never the mount
+    while (dirent* item = ::readdir(dir)) {
+      char* end = nullptr;
+      long fd = std::strtol(item->d_name, &end, 10);
+      if (*end != '\0' || fd < 0) continue;
+      char target[PATH_MAX];
+      std::string link = std::string("/proc/self/fd/") + item->d_name;
+      ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      std::string_view path(target, static_cast<std::size_t>(n));
+      if (path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/'))
+        fds.push_back(static_cast<int>(fd));
+    }
+    ::closedir(dir);
+  }
+  auto closed = std::make_shared<std::atomic<std::size_t>>(0);
+  for (int fd : fds) {
+    try {
+      std::thread([fd, closed] {
+        ::close(fd);
+        ++*closed;
+      }).detach();
+    } catch (const std::system_error&) {
+      break;  // out of threads: the rest close at exit, as before
+    }
+  }
+  // A healthy mount flushes in microseconds: give it a moment, so that the
+  // server sees the unlock now rather than at the next reconnect.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  while (*closed < fds.size() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // A close still blocked has at least taken its descriptor out of the table.
+  for (int fd : fds)
+    for (int i = 0; i < 50 && ::fcntl(fd, F_GETFD) != -1; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::_exit(0);
+}
+
+// Ends the process at a deadline unless disarmed first. The exit must not
+// wait for a thread stuck in the kernel (a hung FUSE or NFS mount): _exit
+// leaves them, and the kernel drops our OFD locks with the descriptors.
+class ExitWatchdog {
+ public:
+  ~ExitWatchdog() { disarm(); }
+
+  void arm(std::chrono::steady_clock::time_point deadline, std::string root,
+           std::string socket_path) {
+    if (m_thread.joinable()) return;
+    m_thread = std::thread([this, deadline, root = std::move(root),
+                            socket_path = std::move(socket_path)] {
+      std::unique_lock lock(m_mutex);
+      if (m_wake.wait_until(lock, deadline, [this] { return m_disarmed; })) return;
+      spdlog::error("still not stopped {} ms after the grace (a filesystem call is stuck?): "
+                    "exiting without waiting for it",
+                    k_exit_margin.count());
+      exit_now(root, socket_path);
+    });
+  }
+
+  void disarm() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_disarmed = true;
+    }
+    m_wake.notify_all();
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_disarmed = false;  // guarded by m_mutex
+  std::thread m_thread;
+};
 
 std::string real_path(const std::string& path) {
   char resolved[PATH_MAX];
@@ -129,7 +231,7 @@ class Daemon final : public SessionHost {
     greeting.pod = options.pod_name;
     greeting.node = options.node_name;
     greeting.capabilities = {"lock", "shared", "fencing", "lock_lost", "claim_lost", "status",
-                             "publish", "read", "wait", "queue"};
+                             "publish", "read", "wait", "queue", "revoking"};
     greeting.limits = {options.max_message_bytes, options.max_locks_per_session,
                        options.max_connections};
     m_greeting = protocol::encode_greeting(greeting);
@@ -161,6 +263,20 @@ class Daemon final : public SessionHost {
                  m_options.root, m_options.socket_path, m_options.pod_name, m_options.node_name);
     m_io.run();
     m_offload.stop();
+    // Joining the pool or a lock waiter stuck in the kernel would hang the
+    // exit until the filesystem answers (15 s and more on a stopped FUSE
+    // client): leave them to the kernel instead.
+    // On a network root even closing a file may hang: let exit_now do it.
+    if (std::size_t stuck = m_offload.in_flight() + LockWaiter::running()) {
+      spdlog::warn("stopped with {} filesystem call(s) still in flight: exiting without "
+                   "waiting for them",
+                   stuck);
+      exit_now(m_options.root, m_options.socket_path);
+    }
+    if (!m_offload.inline_quick_calls()) {
+      spdlog::info("stopped");
+      exit_now(m_options.root, m_options.socket_path);
+    }
     spdlog::info("stopped");
     return 0;
   }
@@ -184,8 +300,10 @@ class Daemon final : public SessionHost {
             {"root", m_options.root},
             {"pid", ::getpid()},
             {"uptime_ms", uptime.count()},
-            {"sessions", m_sessions.size()}};
+            {"sessions", m_sessions.size()},
+            {"fs_calls_in_flight", m_offload.in_flight()}};
   }
+  std::chrono::milliseconds status_budget() const override { return k_status_budget; }
   void session_did_work() override { m_had_workers = true; }
 
  private:
@@ -349,23 +467,31 @@ class Daemon final : public SessionHost {
     }
   }
 
+  // Holders are told at once that their locks go at the end of the grace,
+  // and keep them (and the OFD locks) until they release or the grace ends:
+  // a command that stops within the grace never overlaps the next holder.
   void begin_shutdown() {
     if (m_stopping) return;
     m_stopping = true;
+    m_shutdown_deadline = std::chrono::steady_clock::now() + m_options.shutdown_grace;
+    m_watchdog.arm(m_shutdown_deadline + k_exit_margin, m_options.root, m_options.socket_path);
     boost::system::error_code ignored;
     m_acceptor.close(ignored);
     m_signals.cancel(ignored);
     m_locks.stop_granting();
+    m_locks.announce_revocation(
+        m_options.shutdown_grace,
+        "batond is shutting down: the lock is revoked in " +
+            std::to_string(m_options.shutdown_grace.count()) + " ms unless released first");
     m_changes.stop();
     spawn(shutdown(), "shutdown");
   }
 
-  // Holders get the grace period to finish; then everything is released and
-  // they are told so; sessions get a moment to flush that, then we stop.
+  // Waits for the holders until the grace ends; then everything is released
+  // and they are told so; sessions get a moment to flush that, then we stop.
   asio::awaitable<void> shutdown() {
     asio::steady_timer timer(m_io);
-    const auto deadline = std::chrono::steady_clock::now() + m_options.shutdown_grace;
-    while (m_locks.has_holders() && std::chrono::steady_clock::now() < deadline) {
+    while (m_locks.has_holders() && std::chrono::steady_clock::now() < m_shutdown_deadline) {
       timer.expires_after(std::chrono::milliseconds(10));
       co_await timer.async_wait(k_tuple);
     }
@@ -379,6 +505,7 @@ class Daemon final : public SessionHost {
     m_io.stop();
   }
 
+  ExitWatchdog m_watchdog;  // first: destroyed last, so it also bounds the destructors
   const DaemonOptions& m_options;
   asio::io_context m_io{1};
   RootDir m_root;
@@ -399,6 +526,7 @@ class Daemon final : public SessionHost {
   std::set<std::shared_ptr<Session>> m_sessions;
   std::chrono::steady_clock::time_point m_started;
   bool m_stopping = false;
+  std::chrono::steady_clock::time_point m_shutdown_deadline;
   int m_reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // see refuse_for_lack_of_descriptors
   std::chrono::steady_clock::time_point m_last_fd_warning;
   bool m_had_workers = false;

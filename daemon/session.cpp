@@ -520,11 +520,15 @@ std::string Session::granted_reply(std::uint64_t id, const std::string& name,
 
 asio::awaitable<void> Session::handle_status(std::uint64_t id) {
   PendingGuard in_flight{m_in_flight};
-  std::vector<LockStatus> locks = co_await m_host.locks().status();
+  // Bounded: on a hung mount the reply says what could not be read.
+  const auto deadline = std::chrono::steady_clock::now() + m_host.status_budget();
+  StatusReport report = co_await m_host.locks().status(deadline);
   nlohmann::json list = nlohmann::json::array();
-  for (const LockStatus& lock : locks)
+  for (const LockStatus& lock : report.locks)
     list.push_back({{"name", lock.name}, {"holders", lock.holders}, {"waiters", lock.waiters}});
-  send(protocol::encode_ok(id, {{"server", m_host.server_status()}, {"locks", list}}));
+  nlohmann::json body{{"server", m_host.server_status()}, {"locks", list}};
+  if (!report.unknown.empty()) body["unknown"] = report.unknown;
+  send(protocol::encode_ok(id, body));
 }
 
 template <typename Handler, typename... Args>
@@ -854,8 +858,16 @@ asio::awaitable<void> Session::verify_claims() {
   }
 }
 
-void Session::lock_lost(const std::string& name, std::uint64_t token,
-                        const std::string& why) {
+void Session::lock_revoking(const std::string& name, std::uint64_t token,
+                            std::chrono::milliseconds revoke_in, const std::string& why) {
+  send(protocol::encode_line({{"event", "revoking"},
+                              {"name", name},
+                              {"token", token},
+                              {"revoke_in_ms", revoke_in.count()},
+                              {"message", why}}));
+}
+
+void Session::lock_lost(const std::string& name, std::uint64_t token, const std::string& why) {
   m_names.erase(name);
   m_lost.insert(name);
   send(protocol::encode_line(

@@ -69,6 +69,8 @@ class SessionHost {
   virtual std::shared_ptr<BufferBudget> buffer_budget() = 0;
   virtual const std::string& greeting() const = 0;
   virtual nlohmann::json server_status() const = 0;
+  // How long a status request may wait for the filesystem.
+  virtual std::chrono::milliseconds status_budget() const = 0;
   // The session made its first real request (not just ping or status).
   virtual void session_did_work() = 0;
 
@@ -106,6 +108,8 @@ class Session final : public LockClient, public std::enable_shared_from_this<Ses
   // is dropped without touching the item, and the client gets a claim_lost
   // event. Called by the server's check loop, beside LockTable::verify_held.
   boost::asio::awaitable<void> verify_claims();
+  void lock_revoking(const std::string& name, std::uint64_t token,
+                     std::chrono::milliseconds revoke_in, const std::string& why) override;
 
  private:
   boost::asio::awaitable<void> read_requests();

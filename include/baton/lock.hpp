@@ -50,7 +50,10 @@ class Lock {
   // How long the daemon queued the request before granting it.
   std::chrono::microseconds waited() const noexcept;
 
-  // True once the daemon reported the lock lost or the connection closed.
+  // True once the daemon reported the lock lost or the connection closed,
+  // or said it is revoking the lock (it is stopping: errc::lock_lost, and
+  // lost_message() says when). Then stop using it and release() it: the
+  // daemon keeps it from other pods until then or its grace ends.
   // Reads pending events from the socket without blocking, so a job can poll
   // it between units of work. Not thread-safe with other calls on the client.
   bool lost();

@@ -58,6 +58,9 @@ struct ServerInfo {
 struct Status {
   ServerInfo server;
   std::vector<LockStatus> locks;
+  // What the daemon could not read within its status budget (a hung mount),
+  // one line each: the locks above are then incomplete. Empty normally.
+  std::vector<std::string> unknown;
   std::string json;  // the daemon's reply as it came, for `baton status --json`
 };
 

@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1032,6 +1033,77 @@ TEST_F(LockService, StatusShowsHoldersAcrossPods) {
   held.release();
   EXPECT_TRUE(wait_until([&] { return connect(b).status().locks.empty(); }, 2s))
       << connect(b).status().json;
+}
+
+
+// SIGTERM to a holder's batond: the holders hear at once that their locks
+// go at the end of --shutdown-grace; the daemon keeps the lock until they
+// released it, so another pod's waiter never runs while a command that
+// stops within the grace still runs; then batond exits 0.
+TEST_F(LockService, SigtermTellsHoldersAtOnceAndKeepsTheLockUntilTheyStop) {
+  const long long grace_ms = 3000;
+  DaemonProcess& a = start_daemon("a", {"--shutdown-grace", "3"});
+  DaemonProcess& b = start_daemon("b");
+  const std::string log = m_dir.file("order.log");
+  const std::string marker = m_dir.file("holder");
+  const std::string stamp = "$(date +%s.%N)";
+  // CMD takes half a second to stop on SIGTERM: well within the grace.
+  CliRun holder = start_cli(
+      a.socket(),
+      {"run", "--lock", "stop/x", "--kill-after", "10", "--", "sh", "-c",
+       "trap 'echo term " + stamp + " >> " + log + "; sleep 0.5; echo end " + stamp +
+           " >> " + log + "; exit 0' TERM; echo $$ > '" + marker +
+           "'; while :; do sleep 0.05; done"});
+  ASSERT_GT(wait_for_pid_file(marker), 0) << holder.err();
+  Client library_client = connect(a);
+  Lock library_lock = library_client.lock("stop/library");
+  CliRun next = start_cli(b.socket(), {"run", "--lock", "stop/x", "--", "sh", "-c",
+                                       "echo start " + stamp + " >> " + log});
+  ASSERT_TRUE(wait_until([&] { return has_waiters(b, "stop/x", 1); }, 5s)) << next.err();
+
+  auto term = Clock::now();
+  ASSERT_TRUE(a.process().kill(SIGTERM));
+  // Told at once: CMD got SIGTERM and the library holder saw the loss well
+  // before the grace ran out (the old daemon said nothing until then).
+  EXPECT_TRUE(wait_until([&] { return library_lock.lost(); }, milliseconds(grace_ms / 2)))
+      << "the libbaton holder was not told within half the grace";
+  EXPECT_EQ(library_lock.lost_reason(), errc::lock_lost);
+  EXPECT_NE(library_lock.lost_message().find("revoked"), std::string::npos)
+      << library_lock.lost_message();
+  const long long library_told_ms = millis_since(term);
+  library_lock.release();  // still unlocks: the daemon kept it until now
+  EXPECT_TRUE(wait_until([&] { return read_text_file(log).find("term") != std::string::npos; },
+                         milliseconds(grace_ms / 2)))
+      << "CMD got no SIGTERM within half the grace; " << holder.err();
+  const long long command_told_ms = millis_since(term);
+
+  auto holder_status = holder.process.wait(10s);
+  ASSERT_TRUE(holder_status);
+  EXPECT_EQ(holder_status->code(), 74) << holder.err();
+  auto status = a.process().wait(milliseconds(grace_ms + 3000));
+  const long long exit_ms = millis_since(term);
+  ASSERT_TRUE(status) << "batond still runs after the grace";
+  EXPECT_EQ(status->code(), 0) << status->describe();
+  // Both holders released within the grace, so it did not wait it out.
+  EXPECT_LT(exit_ms, grace_ms) << "batond waited the whole grace";
+  auto next_status = next.process.wait(10s);
+  ASSERT_TRUE(next_status);
+  EXPECT_EQ(next_status->code(), 0) << next.err();
+
+  // The order on the shared root: the next holder only after CMD ended.
+  std::vector<std::pair<std::string, double>> events;
+  std::istringstream lines(read_text_file(log));
+  std::string what;
+  double when = 0;
+  while (lines >> what >> when) events.emplace_back(what, when);
+  ASSERT_EQ(events.size(), 3u) << read_text_file(log);
+  EXPECT_EQ(events[0].first, "term");
+  EXPECT_EQ(events[1].first, "end") << read_text_file(log);
+  EXPECT_EQ(events[2].first, "start") << read_text_file(log);
+  std::printf("SIGTERM to batond: libbaton holder told after %lld ms, CMD after %lld ms; "
+              "batond exited after %lld ms; next holder started %.0f ms after CMD ended\n",
+              library_told_ms, command_told_ms, exit_ms,
+              (events[2].second - events[1].second) * 1000);
 }
 
 }  // namespace

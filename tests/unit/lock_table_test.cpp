@@ -26,7 +26,12 @@ struct FakeClient final : LockClient {
   void lock_lost(const std::string& name, std::uint64_t, const std::string& why) override {
     lost.push_back(name + ": " + why);
   }
+  void lock_revoking(const std::string& name, std::uint64_t, std::chrono::milliseconds,
+                     const std::string& why) override {
+    revoking.push_back(name + ": " + why);
+  }
   ClientInfo info;
+  std::vector<std::string> revoking;
   std::vector<std::string> lost;
 };
 
@@ -368,8 +373,10 @@ TEST_F(LockTableTest, StatusShowsLocalHoldersWaitersAndOtherPods) {
   auto waiting = acquire(pod_a, waiter, "x");
   ASSERT_TRUE(run_until([&] { return waiting->queued; }));
   std::optional<std::vector<LockStatus>> status;
-  asio::co_spawn(m_io, pod_a.status(), [&](std::exception_ptr, std::vector<LockStatus> s) {
-    status = std::move(s);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  asio::co_spawn(m_io, pod_a.status(deadline), [&](std::exception_ptr, StatusReport s) {
+    EXPECT_TRUE(s.unknown.empty());
+    status = std::move(s.locks);
   });
   ASSERT_TRUE(run_until([&] { return status.has_value(); }));
   ASSERT_EQ(status->size(), 2u);
