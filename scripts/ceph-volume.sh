@@ -4,15 +4,20 @@
 # nodes sharing a ReadWriteMany CephFS volume. Locks (OFD, POSIX, flock) taken
 # through one mount exclude those taken through another (the MDS arbitrates).
 #
-#   scripts/ceph-volume.sh up DIR N [--session-timeout S]
+#   scripts/ceph-volume.sh up DIR N [--session-timeout S] [--autoclose S]
 #       Writes DIR/.ceph/ceph.conf and every key, starts ceph-mon, ceph-osd
 #       (memstore: the data lives in RAM and goes with the OSD) and ceph-mds,
 #       creates the file system, gives each node its own client key
 #       (client.node1 ..) and mounts it with ceph-fuse at DIR/node1 ..
 #       DIR/nodeN. Prints those mount points, one per line, on stdout
 #       (progress goes to stderr). --session-timeout sets the file system's
-#       session_timeout (default 60 s, Ceph's own): how long the MDS keeps the
-#       session, and so the locks, of a client that stopped answering.
+#       session_timeout (Ceph's default 60 s, at least 30): after it, a client
+#       that stopped renewing is marked stale. --autoclose sets
+#       session_autoclose (Ceph's default 300 s, at least 30): after it, such a
+#       client is evicted and blocklisted, and only then do its locks go (a
+#       dead ceph-fuse's OFD, POSIX and flock locks are held until then;
+#       measured: 31 s after a kill -9 with 30/30, 171-261 s with the
+#       default autoclose, which counts from the client's last renewal).
 #   scripts/ceph-volume.sh down DIR
 #       Unmounts (fusermount -uz, also a dead mount), stops the daemons (TERM,
 #       then KILL after a short grace) and removes everything `up` created.
@@ -47,7 +52,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: ceph-volume.sh up DIR N [--session-timeout S]
+usage: ceph-volume.sh up DIR N [--session-timeout S] [--autoclose S]
        ceph-volume.sh down DIR
        ceph-volume.sh evict DIR NODE
        ceph-volume.sh ceph DIR ARGS...
@@ -119,7 +124,7 @@ mds_active() { ccli mds stat 2>/dev/null | grep -q 'up:active'; }
 osd_up() { ccli osd stat 2>/dev/null | grep -Eq '1 up.*1 in'; }
 
 cmd_up() {
-    local n=$1 session_timeout=$2 i mnt t0 fsid osd_uuid k
+    local n=$1 session_timeout=$2 autoclose=$3 i mnt t0 fsid osd_uuid k
     t0=$(date +%s.%N)
     [[ $EUID -eq 0 ]] || die "must run as root (ceph daemons and FUSE mounts)"
     [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
@@ -217,6 +222,9 @@ EOF
     if [[ -n "$session_timeout" ]]; then
         ccli fs set "$FS" session_timeout "$session_timeout" >/dev/null
     fi
+    if [[ -n "$autoclose" ]]; then
+        ccli fs set "$FS" session_autoclose "$autoclose" >/dev/null
+    fi
 
     log "starting ceph-mds"
     ceph-mds -c "$STATE/ceph.conf" -i a >/dev/null
@@ -235,7 +243,7 @@ EOF
     rm -f "$DIR/node1/.ceph-volume-probe"
     trap - EXIT
     log "up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s: CephFS $FS, $n ceph-fuse mounts" \
-        "(session_timeout $(ccli fs get "$FS" 2>/dev/null | awk '$1 == "session_timeout" {print $2}') s)"
+        "($(ccli fs get "$FS" 2>/dev/null | awk '$1 ~ /^session_(timeout|autoclose)$/ {printf "%s%s %s s", sep, $1, $2; sep = ", "}'))"
     for ((i = 1; i <= n; i++)); do printf '%s\n' "$DIR/node$i"; done
 }
 
@@ -316,6 +324,7 @@ case "$action" in
 up)
     [[ $# -ge 3 ]] || usage
     st=""
+    ac=""
     n=$3
     set -- "${@:4}"
     while (($#)); do
@@ -325,10 +334,15 @@ up)
             st=$2
             shift 2
             ;;
+        --autoclose)
+            [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage
+            ac=$2
+            shift 2
+            ;;
         *) usage ;;
         esac
     done
-    cmd_up "$n" "$st"
+    cmd_up "$n" "$st" "$ac"
     ;;
 down)
     [[ $# -eq 2 ]] || usage

@@ -6,7 +6,10 @@
 #   tests/e2e/dead_node.sh BATOND BATON
 #
 # E2E_FS=ceph (default here) or gluster, see e2e_lib.sh. Three mounts: node2
-# is the survivor; node1 dies and is left to the file system's own timeout;
+# is the survivor; node1 dies and is left to the file system's own timeout
+# (CephFS: the MDS evicts it after session_autoclose, set here with
+# session_timeout to E2E_SESSION_TIMEOUT, default 30 s, Ceph's minimum; Ceph's
+# default autoclose is 300 s);
 # node3 dies and is evicted at once by the operator (CephFS only: `ceph tell
 # mds.a client evict`; GlusterFS has nothing to evict, its locks go with the
 # client's connection). For each dead node it:
@@ -54,7 +57,7 @@ e2e_on_cleanup() {
 E2E_DEADLINE=${E2E_DEADLINE:-280} e2e_init e2e-dead-node
 
 if [[ "$E2E_FS" == ceph ]]; then
-    e2e_volume_up 3 --session-timeout "$session_timeout"
+    e2e_volume_up 3 --session-timeout "$session_timeout" --autoclose "$session_timeout"
 else
     e2e_volume_up 3
 fi
