@@ -346,20 +346,31 @@ echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
     modes=(holder wrapper daemon)
     last_victim=0
     restarts=""
-    for ((r = 0; r < chaos_rounds; r++)); do
+    r=0
+    misses=0
+    while ((r < chaos_rounds)); do
         mode=${modes[r % 3]}
         victim=$(next_holder "$last_victim") || fail "chaos round $r: no new holder of 'chaos' within 30 s"
         read -r vw vt vsh vwrap <<<"$victim"
         vnode=${vw%%.*}
-        echo "$vw $vt $mode" >>"$killed"
+        last_victim=$vt
+        # The holder may finish between reading it and the kill: then try the
+        # next one (a kill that found its target gone does not count).
         case $mode in
-        holder) kill -KILL "$vsh" 2>/dev/null || true ;;
+        holder)
+            echo "$vw $vt $mode" >>"$killed"
+            kill -KILL "$vsh" 2>/dev/null || { misses=$((misses + 1)); continue; }
+            ;;
         wrapper)
-            tr '\0' ' ' <"/proc/$vwrap/cmdline" 2>/dev/null | grep -q ' run --lock chaos' ||
-                fail "chaos round $r: the parent of the holder's command (pid $vwrap) is not baton run"
-            kill -KILL "$vwrap" 2>/dev/null || true
+            if ! tr '\0' ' ' <"/proc/$vwrap/cmdline" 2>/dev/null | grep -q ' run --lock chaos'; then
+                misses=$((misses + 1))
+                continue
+            fi
+            echo "$vw $vt $mode" >>"$killed"
+            kill -KILL "$vwrap" 2>/dev/null || { misses=$((misses + 1)); continue; }
             ;;
         daemon)
+            echo "$vw $vt $mode" >>"$killed"
             kill -KILL "${daemon_pid[$vnode]}"
             wait "${daemon_pid[$vnode]}" 2>/dev/null || true
             unset "daemon_pid[$vnode]"
@@ -368,7 +379,8 @@ echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
             restarts+=" $vnode:$(since "$t_restart")s"
             ;;
         esac
-        last_victim=$vt
+        r=$((r + 1))
+        ((misses < 50)) || fail "chaos phase: 50 holders finished before they could be killed"
     done
     # Let the survivors take a few more turns after the last kill.
     more=$(($(grep -c '^enter' "$cevents") + 2 * nodes))
@@ -393,7 +405,7 @@ echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
         "$(awk 'NR == 1 { print $3 }' "$cevents")..$(awk '$1 == "enter" { t = $3 } END { print t }' "$cevents") strictly increasing;" \
         "the next holder entered after $k_holder killed commands, $k_wrapper killed wrappers and $k_daemon killed daemons;" \
         "$c_late late exit lines of holders whose daemon died (fenced window); baton run exit statuses:$rcs;" \
-        "batond restarts:$restarts"
+        "batond restarts (to ping):$restarts; $misses holders finished before their kill"
 fi
 
 # ---------------------------------------------------------- kill -9 phase
