@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# e2e.cross_node_handoff: baton's handoff (publish, cat, wait, fencing, spool
-# queues) across two "nodes" that share a real network filesystem (a one-brick
-# GlusterFS volume mounted twice with direct-io-mode=enable, see
-# scripts/gluster-volume.sh), one batond per mount.
+# e2e.cross_node_handoff, e2e.cephfs_handoff: baton's handoff (publish, cat,
+# wait, fencing, spool queues) across two "nodes" that share a real network
+# filesystem (E2E_FS=gluster: a one-brick GlusterFS volume mounted twice with
+# direct-io-mode=enable, scripts/gluster-volume.sh; E2E_FS=ceph: a single-node
+# CephFS mounted twice with ceph-fuse, scripts/ceph-volume.sh), one batond per
+# mount.
 #
 #   tests/e2e/cross_node_handoff.sh BATOND BATON [BATON_CREATE_RACE]
 #

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# e2e.cross_node_locks: baton's lock service across two "nodes" that share a
-# real network filesystem (a one-brick GlusterFS volume mounted twice, see
-# scripts/gluster-volume.sh).
+# e2e.cross_node_locks, e2e.cephfs_locks: baton's lock service across
+# E2E_NODES (2) "nodes" that share a real network filesystem: E2E_FS=gluster
+# (a one-brick GlusterFS volume mounted N times, scripts/gluster-volume.sh) or
+# E2E_FS=ceph (a single-node CephFS with N ceph-fuse mounts,
+# scripts/ceph-volume.sh); see e2e_lib.sh.
 #
 #   tests/e2e/cross_node_locks.sh BATOND BATON
 #   tests/e2e/cross_node_locks.sh --self-test
@@ -17,6 +19,7 @@
 #   3. checks that enters and exits strictly alternate (never two exclusive
 #      holders at once), that fencing tokens strictly increase in enter order,
 #      and that the counter equals the number of rounds;
+#   3b. with E2E_CHAOS_ROUNDS > 0: the chaos phase (below, where it runs);
 #   4. holds a lock through node1, makes node2 wait for it, checks that node2's
 #      status shows node1 as the holder, kill -9s node1's batond and checks
 #      that node2 gets the lock promptly (under E2E_TAKEOVER_MAX, 10 s), that
@@ -30,8 +33,8 @@
 # E2E_GLUSTER_OPTS adds flags to `gluster-volume.sh up` (--page-cache: keep the
 # FUSE page cache, which serves stale data across mounts; see that script).
 #
-# Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
-# or /dev/fuse is missing. Everything is torn down on any exit, and an internal
+# Exit 77 (CTest SKIP_RETURN_CODE) when the file system's packages are not
+# installed, not root, or /dev/fuse is missing. Everything is torn down on any exit, and an internal
 # deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
 # and leave mounts behind.
 set -euo pipefail
