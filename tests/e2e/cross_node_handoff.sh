@@ -54,8 +54,8 @@
 # The checkers (whole-version reads, exactly-once histories) are first run
 # against hand-made bad input they must reject, so that they can fail.
 #
-# Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
-# or /dev/fuse is missing, exactly as e2e.cross_node_locks. Everything is torn
+# Exit 77 (CTest SKIP_RETURN_CODE) when the file system's packages are not
+# installed, not root, or /dev/fuse is missing, exactly as e2e.cross_node_locks. Everything is torn
 # down on any exit, and an internal deadline (E2E_DEADLINE, 240 s) fires
 # before CTest's timeout would SIGKILL us and leave mounts behind.
 set -euo pipefail

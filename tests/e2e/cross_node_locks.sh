@@ -34,8 +34,8 @@
 # FUSE page cache, which serves stale data across mounts; see that script).
 #
 # Exit 77 (CTest SKIP_RETURN_CODE) when the file system's packages are not
-# installed, not root, or /dev/fuse is missing. Everything is torn down on any exit, and an internal
-# deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
+# installed, not root, or /dev/fuse is missing. Everything is torn down on any
+# exit, and an internal deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
 # and leave mounts behind.
 set -euo pipefail
 
