@@ -236,7 +236,7 @@ class ReplayPublisher {
     if (::fcntl(fd, command, &request) != 0) die_errno("OFD lock");
   }
   void read_record(int fd, char* buffer, std::size_t size) const {
-    if (m_network) ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+    if (m_network) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // as publish.cpp
     if (::pread(fd, buffer, size, 0) < 0) die_errno("pread record");
   }
   // batond's companion thread: fdatasync(FD) while the caller fsyncs.

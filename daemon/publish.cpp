@@ -147,10 +147,14 @@ std::uint64_t version_of(const StoredRecord& stored, std::uint64_t ino) {
 
 // Reads the start of a version record, past the page cache on a network
 // root: a GlusterFS FUSE mount keeps serving pages another node has
-// rewritten, even under a lock. On a local disk the cache is the truth, and
-// dropping it would only start writeback of the last record.
+// rewritten, even under a lock, and so does a ceph-fuse mount (found by
+// trying: a record read plainly on one node stayed at version 2 for minutes
+// while the other node published up to 21). On a local disk the cache is the
+// truth, and dropping it would only start writeback of the last record.
+// Length 0 (to the end of the file): DONTNEED drops whole pages only, so a
+// range shorter than a page, as a record is, would drop nothing.
 ssize_t record_pread(const RootDir& root, int fd, char* buffer, std::size_t size) {
-  if (root.network()) ::posix_fadvise(fd, 0, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+  if (root.network()) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   ssize_t n;
   do {
     n = ::pread(fd, buffer, size, 0);

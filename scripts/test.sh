@@ -10,9 +10,9 @@
 #   --no-deps            do not check/install the apt dependencies
 #   -- CTEST_ARGS        passed to ctest, e.g. `-- -R e2e` or `-- -L unit`
 #
-# Installs the dependencies (GlusterFS included, for the cross-node test),
-# configures (RelWithDebInfo), builds with -j2 and runs ctest with -j2 and a
-# per-test timeout ($BATON_TEST_TIMEOUT seconds, default 300). Exits non-zero
+# Installs the dependencies (GlusterFS and Ceph included, for the cross-node
+# tests), configures (RelWithDebInfo), builds with -j2 and runs ctest with -j2
+# and a per-test timeout ($BATON_TEST_TIMEOUT seconds, default 300). Exits non-zero
 # when anything fails. The e2e tests need root and /dev/fuse; without them
 # they are reported as skipped, not failed.
 set -euo pipefail
@@ -68,7 +68,7 @@ step_done() { printf '==> done in %ds\n' $((SECONDS - step_start)); }
 
 if ((deps)); then
     step "dependencies"
-    scripts/install-deps.sh --with-gluster --with-node
+    scripts/install-deps.sh --with-gluster --with-ceph --with-node
     step_done
 fi
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# e2e.cross_node_handoff: baton's handoff (publish, cat, wait, fencing, spool
-# queues) across two "nodes" that share a real network filesystem (a one-brick
-# GlusterFS volume mounted twice with direct-io-mode=enable, see
-# scripts/gluster-volume.sh), one batond per mount.
+# e2e.cross_node_handoff, e2e.cephfs_handoff: baton's handoff (publish, cat,
+# wait, fencing, spool queues) across two "nodes" that share a real network
+# filesystem (E2E_FS=gluster: a one-brick GlusterFS volume mounted twice with
+# direct-io-mode=enable, scripts/gluster-volume.sh; E2E_FS=ceph: a single-node
+# CephFS mounted twice with ceph-fuse, scripts/ceph-volume.sh), one batond per
+# mount.
 #
 #   tests/e2e/cross_node_handoff.sh BATOND BATON [BATON_CREATE_RACE]
 #
@@ -52,14 +54,15 @@
 # The checkers (whole-version reads, exactly-once histories) are first run
 # against hand-made bad input they must reject, so that they can fail.
 #
-# Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
-# or /dev/fuse is missing, exactly as e2e.cross_node_locks. Everything is torn
+# Exit 77 (CTest SKIP_RETURN_CODE) when the file system's packages are not
+# installed, not root, or /dev/fuse is missing, exactly as e2e.cross_node_locks. Everything is torn
 # down on any exit, and an internal deadline (E2E_DEADLINE, 240 s) fires
 # before CTest's timeout would SIGKILL us and leave mounts behind.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-gluster_volume="$here/../../scripts/gluster-volume.sh"
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$here/e2e_lib.sh"
 
 publishes=${E2E_PUBLISHES:-30}
 body_bytes=${E2E_BYTES:-4194304}
@@ -70,19 +73,7 @@ create_rounds=${E2E_CREATE_ROUNDS:-1000}
 wake_max=${E2E_WAKE_MAX:-5}
 items=${E2E_ITEMS:-100}
 consumers=${E2E_CONSUMERS:-3}
-deadline=${E2E_DEADLINE:-240}
 readonly trailer_bytes=75 # "#" + 8 digits + " " + 64 hex digits + "\n"
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 
 if [[ $# -lt 2 || $# -gt 3 ]]; then
     echo "usage: cross_node_handoff.sh BATOND BATON [BATON_CREATE_RACE]" >&2
@@ -94,30 +85,9 @@ create_race=${3:+$(realpath "$3")}
 [[ -x "$batond" ]] || fail "batond not executable: $1"
 [[ -x "$baton" ]] || fail "baton not executable: $2"
 
-((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
-[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
-command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-[[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
+e2e_require_fs
 
 # ---------------------------------------------------------------- teardown
-tmp=$(mktemp -d /tmp/baton-e2e-handoff.XXXXXX) # local disk: sockets, reads, histories
-gv="$tmp/gv"
-declare -A daemon_pid=()
-bg_pids=()
-watchdog=""
-volume_up=0
-
-stop_pid() { # pid: TERM, wait up to 3 s, KILL
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 # The commands of the consumers killed in step 4 ("sleep 120", their pids in
 # $tmp/sleepers), should baton claim have left them behind.
 kill_leftover_sleeps() {
@@ -129,51 +99,11 @@ kill_leftover_sleeps() {
         fi
     done <"$tmp/sleepers"
 }
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
+e2e_on_cleanup() {
     : >"$tmp/stop" # readers and consumers stop at their next turn
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     kill_leftover_sleeps
-    if ((rc != 0)); then
-        for node in "${!daemon_pid[@]}"; do
-            if ! kill -0 "${daemon_pid[$node]}" 2>/dev/null; then
-                echo "note: batond on $node had died before the clean-up" >&2
-            fi
-        done
-    fi
-    for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
-    wait 2>/dev/null
-    if ((rc != 0)); then
-        for f in "$tmp"/batond-*.log; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 30 "$f" >&2
-        done
-    fi
-    if ((volume_up)); then "$gluster_volume" down "$gv" >/dev/null 2>&1; fi
-    if [[ -n "${E2E_KEEP:-}" ]]; then
-        echo "kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-# The watchdog must not keep CTest's output pipe open, nor leave a sleep behind.
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
+e2e_init e2e-handoff
 
 # ------------------------------------------------------ versions and reads
 # make_version K FILE: E2E_BYTES random bytes, then "#<K, 8 digits> <sha256>\n".
@@ -279,13 +209,7 @@ rm -rf "$tmp/control"
 log "checkers reject torn, short and holed versions, and duplicate, lost and altered queue items"
 
 # ------------------------------------------------------------------ volume
-t0=$SECONDS
-log "bringing up a gluster volume with 2 mounts"
-GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 >"$tmp/mounts"
-volume_up=1
-mapfile -t mounts <"$tmp/mounts"
-((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
-log "volume up in $((SECONDS - t0))s: ${mounts[*]}"
+e2e_volume_up 2
 
 # ------------------------------------------- 0. creating the same new files
 if [[ -n "$create_race" ]]; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# e2e.cross_node_locks: baton's lock service across two "nodes" that share a
-# real network filesystem (a one-brick GlusterFS volume mounted twice, see
-# scripts/gluster-volume.sh).
+# e2e.cross_node_locks, e2e.cephfs_locks: baton's lock service across
+# E2E_NODES (2) "nodes" that share a real network filesystem: E2E_FS=gluster
+# (a one-brick GlusterFS volume mounted N times, scripts/gluster-volume.sh) or
+# E2E_FS=ceph (a single-node CephFS with N ceph-fuse mounts,
+# scripts/ceph-volume.sh); see e2e_lib.sh.
 #
 #   tests/e2e/cross_node_locks.sh BATOND BATON
 #   tests/e2e/cross_node_locks.sh --self-test
@@ -17,6 +19,7 @@
 #   3. checks that enters and exits strictly alternate (never two exclusive
 #      holders at once), that fencing tokens strictly increase in enter order,
 #      and that the counter equals the number of rounds;
+#   3b. with E2E_CHAOS_ROUNDS > 0: the chaos phase (below, where it runs);
 #   4. holds a lock through node1, makes node2 wait for it, checks that node2's
 #      status shows node1 as the holder, kill -9s node1's batond and checks
 #      that node2 gets the lock promptly (under E2E_TAKEOVER_MAX, 10 s), that
@@ -30,29 +33,21 @@
 # E2E_GLUSTER_OPTS adds flags to `gluster-volume.sh up` (--page-cache: keep the
 # FUSE page cache, which serves stale data across mounts; see that script).
 #
-# Exit 77 (CTest SKIP_RETURN_CODE) when GlusterFS is not installed, not root,
-# or /dev/fuse is missing. Everything is torn down on any exit, and an internal
-# deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
+# Exit 77 (CTest SKIP_RETURN_CODE) when the file system's packages are not
+# installed, not root, or /dev/fuse is missing. Everything is torn down on any
+# exit, and an internal deadline (E2E_DEADLINE, 240 s) fires before CTest's timeout would SIGKILL us
 # and leave mounts behind.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-gluster_volume="$here/../../scripts/gluster-volume.sh"
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$here/e2e_lib.sh"
 
+nodes=${E2E_NODES:-2}
 workers=${E2E_WORKERS:-4}
 iters=${E2E_ITERS:-10}
-deadline=${E2E_DEADLINE:-240}
 takeover_max=${E2E_TAKEOVER_MAX:-10}
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
+chaos_rounds=${E2E_CHAOS_ROUNDS:-0}
 
 self_test=0
 if [[ "${1:-}" == --self-test ]]; then
@@ -67,85 +62,21 @@ else
     [[ -x "$baton" ]] || fail "baton not executable: $2"
 fi
 
-((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
-[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
-command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-[[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
+e2e_require_fs
+[[ "$nodes" =~ ^[2-9]$ ]] || fail "E2E_NODES must be 2..9, not $nodes"
 
 # ---------------------------------------------------------------- teardown
-tmp=$(mktemp -d /tmp/baton-e2e.XXXXXX) # local disk: sockets and the event log
-gv="$tmp/gv"
-declare -A daemon_pid=()
-bg_pids=()
-watchdog=""
 holder_cmd=""
-volume_up=0
-
-stop_pid() { # pid: TERM, wait up to 3 s, KILL
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    # The kill-test command, should baton run have failed to stop it.
+# The kill-test command, should baton run have failed to stop it.
+e2e_on_cleanup() {
     if [[ -n "$holder_cmd" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$holder_cmd/cmdline" | grep -q '^sleep 300'; then
         kill -KILL "$holder_cmd"
     fi
-    for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
-    wait 2>/dev/null
-    if ((rc != 0)); then
-        for node in "${!daemon_pid[@]}"; do
-            if ! kill -0 "${daemon_pid[$node]}" 2>/dev/null; then
-                echo "note: batond on $node had died before the clean-up" >&2
-            fi
-        done
-        for f in "$tmp"/batond-*.log; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 30 "$f" >&2
-        done
-    fi
-    if ((volume_up)); then "$gluster_volume" down "$gv" >/dev/null 2>&1; fi
-    if [[ -n "${E2E_KEEP:-}" ]]; then
-        echo "kept $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-# The watchdog must not keep CTest's output pipe open, nor leave a sleep behind.
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
+e2e_init e2e
 
 # ------------------------------------------------------------------ volume
-t0=$SECONDS
-log "bringing up a gluster volume with 2 mounts"
-# shellcheck disable=SC2086 # E2E_GLUSTER_OPTS: extra flags, e.g. --page-cache
-GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 ${E2E_GLUSTER_OPTS:-} >"$tmp/mounts"
-volume_up=1
-mapfile -t mounts <"$tmp/mounts"
-((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
-log "volume up in $((SECONDS - t0))s: ${mounts[*]}"
+e2e_volume_up "$nodes"
 
 # ----------------------------------------------------------------- daemons
 # start_daemon NODE_INDEX: batond on mount node$i, socket $tmp/node$i/baton.sock
@@ -198,9 +129,8 @@ EOF
 fi
 
 t0=$SECONDS
-start_daemon 1
-start_daemon 2
-log "batond up on node1 and node2 in $((SECONDS - t0))s"
+for ((i = 1; i <= nodes; i++)); do start_daemon "$i"; done
+log "batond up on $nodes nodes in $((SECONDS - t0))s"
 
 # ---------------------------------------------------------- counter phase
 events="$tmp/events.log" # local disk, appended with O_APPEND
@@ -212,7 +142,7 @@ printf '0\n' >"${mounts[0]}/counter"
 critical='echo "enter $W $BATON_TOKEN" >>"$EVENTS"
 n=$(cat "$COUNTER") || exit 90
 sleep "$NAP"
-echo $((n + 1)) >"$COUNTER" || exit 91
+echo $((n + 1)) >"$COUNTER.$W" && mv -f "$COUNTER.$W" "$COUNTER" || exit 91
 echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
 
 # worker NODE_INDEX ID [nolock]
@@ -267,7 +197,7 @@ check() {
 
 run_workers() { # [nolock]
     local i j pids=()
-    for i in 1 2; do
+    for ((i = 1; i <= nodes; i++)); do
         for ((j = 1; j <= workers; j++)); do
             worker "$i" "$j" "$@" &
             pids+=($!)
@@ -277,8 +207,8 @@ run_workers() { # [nolock]
     wait "${pids[@]}"
 }
 
-total=$((2 * workers * iters))
-log "counter phase: 2 nodes x $workers workers x $iters rounds = $total critical sections"
+total=$((nodes * workers * iters))
+log "counter phase: $nodes nodes x $workers workers x $iters rounds = $total critical sections"
 t0=$EPOCHREALTIME
 run_workers
 elapsed=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
@@ -292,9 +222,10 @@ if ! problems=$(check "$total"); then
 fi
 first=$(awk 'NR == 1 { print $3 }' "$events")
 last=$(awk 'END { print $3 }' "$events")
-n1=$(grep -c '^enter node1' "$events" || true)
-log "counter phase OK in ${elapsed}s: $total strictly alternating enter/exit pairs," \
-    "tokens $first..$last strictly increasing, counter = $total; node1 ran $n1, node2 ran $((total - n1))"
+per_node=""
+for ((i = 1; i <= nodes; i++)); do per_node+=" node$i ran $(grep -c "^enter node$i\." "$events" || true);"; done
+log "counter phase OK in ${elapsed}s on $(e2e_fs_name): $total strictly alternating enter/exit pairs," \
+    "tokens $first..$last strictly increasing, counter = $total, 0 violations;${per_node%;}"
 
 if ((self_test)); then
     log "negative control: the same workload without any lock must be caught"
@@ -309,6 +240,179 @@ if ((self_test)); then
     log "negative control OK: the checker rejects an unlocked run"
     log "self-test passed"
     exit 0
+fi
+
+# ----------------------------------------------------------- chaos phase
+# E2E_CHAOS_ROUNDS kill -9s while every node's workers take 'chaos' in turn:
+# in rotation the holder's command, the holder's `baton run` (the wrapper)
+# and the holder node's batond (restarted at once). Checked: no enter while
+# another holder lives (a holder whose command, wrapper or daemon was killed
+# is dead or lost its lock), tokens strictly increase in enter order across
+# every kill and restart, only the holder of a killed daemon may still write
+# its exit line late (the window the fencing token exists for: its publish
+# would be refused), and the counter (replaced by rename, so that a kill
+# leaves the old or the new value) lies between the exits and the enters.
+if ((chaos_rounds > 0)); then
+    cevents="$tmp/chaos-events"
+    killed="$tmp/chaos-killed"
+    cur="$tmp/chaos-current"
+    : >"$cevents"
+    : >"$killed"
+    rm -f "$tmp/chaos-stop" "$cur"
+    printf '0\n' >"${mounts[0]}/chaos-counter"
+    # shellcheck disable=SC2016 # expanded by sh -c
+    chaos_critical='echo "enter $W $BATON_TOKEN" >>"$EVENTS"
+echo "$W $BATON_TOKEN $$ $PPID" >"$CUR.$$" && mv "$CUR.$$" "$CUR"
+n=$(cat "$COUNTER") || exit 90
+sleep "$NAP"
+echo $((n + 1)) >"$COUNTER.$W" && mv -f "$COUNTER.$W" "$COUNTER" || exit 91
+echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
+
+    # chaos_worker NODE_INDEX ID: takes 'chaos' until $tmp/chaos-stop exists;
+    # exit statuses other than the expected ones go to chaos-errors.
+    chaos_worker() {
+        local i=$1 w="node$1.w$2" rc
+        while [[ ! -e "$tmp/chaos-stop" ]]; do
+            rc=0
+            W=$w EVENTS=$cevents CUR=$cur COUNTER="${mounts[i - 1]}/chaos-counter" NAP="0.$((RANDOM % 2))$((RANDOM % 9 + 1))" \
+                BATON_SOCKET=$(sock "$i") "$baton" run --lock chaos -w 60 -- sh -c "$chaos_critical" \
+                2>>"$tmp/chaos-$w.err" || rc=$?
+            echo "$rc" >>"$tmp/chaos-rc-$w"
+            case $rc in
+            0 | 137 | 74) ;;        # done; its command or wrapper killed; lock lost with its daemon
+            69) sleep 0.1 ;;        # its daemon is down, restarting
+            *) echo "$w: baton run exited $rc: $(tail -n 1 "$tmp/chaos-$w.err")" >>"$tmp/chaos-errors" ;;
+            esac
+        done
+    }
+
+    # The current holder's "W TOKEN SH_PID WRAPPER_PID", once it is a new one
+    # (token above $1) still inside (no exit line yet).
+    next_holder() {
+        local after=$1 j line t
+        for ((j = 0; j < 600; j++)); do
+            if line=$(cat "$cur" 2>/dev/null) && [[ -n "$line" ]]; then
+                t=$(awk '{ print $2 }' <<<"$line")
+                if ((t > after)) && ! grep -q "^exit [^ ]* $t\$" "$cevents"; then
+                    printf '%s\n' "$line"
+                    return 0
+                fi
+            fi
+            sleep 0.05
+        done
+        return 1
+    }
+
+    # chaos_check: prints problems, returns 1 on any.
+    chaos_check() {
+        local counter
+        counter=$(cat "${mounts[0]}/chaos-counter" 2>/dev/null || echo '?')
+        awk -v counter="$counter" '
+            function bad(msg) { problems++; if (problems <= 10) print "  " msg }
+            FILENAME == ARGV[1] { how[$2] = $3; nkilled++; next }
+            NF != 3 || ($1 != "enter" && $1 != "exit") || $3 !~ /^[0-9]+$/ { bad("malformed: " $0); next }
+            $1 == "enter" {
+                enters++
+                if (holder != "" && !(htok in how)) bad($2 " (token " $3 ") entered while " holder " (token " htok ") was inside and alive")
+                if (holder != "" && (htok in how)) takeovers[how[htok]]++
+                if (enters > 1 && $3 + 0 <= last + 0) bad("token " $3 " of " $2 " does not exceed the previous " last)
+                holder = $2; htok = $3; last = $3
+                seen[$3] = 1
+                next
+            }
+            {
+                exits++
+                if (holder == $2 && htok == $3) { holder = ""; next }
+                if (how[$3] == "daemon") { late++; next }
+                bad($2 " (token " $3 ") exited while " (holder == "" ? "nobody" : holder " (token " htok ")") " held the lock" ($3 in how ? ", after its " how[$3] " was killed" : ""))
+            }
+            END {
+                for (t in how) if (!(t in seen)) bad("killed token " t " never entered")
+                # A killed holder wrote the counter or not (a rename is atomic);
+                # only one whose daemon was killed may still have written it
+                # after the next holder read it (the fenced window).
+                if (counter !~ /^[0-9]+$/ || counter + 0 < exits - takeovers["daemon"] || counter + 0 > enters)
+                    bad("counter " counter " not between the exits (" exits + 0 ", less " takeovers["daemon"] + 0 " for killed daemons) and the enters (" enters + 0 ")")
+                if (problems > 10) print "  ... " problems - 10 " more"
+                printf "STATS %d %d %d %d %d %d\n", enters, exits, late, takeovers["holder"], takeovers["wrapper"], takeovers["daemon"]
+                exit problems > 0
+            }' "$killed" "$cevents"
+    }
+
+    log "chaos phase: $nodes nodes x $workers workers take 'chaos' while $chaos_rounds holders are killed with SIGKILL" \
+        "(in turn: the command, its baton run, its node's batond)"
+    t0=$EPOCHREALTIME
+    chaos_pids=()
+    for ((i = 1; i <= nodes; i++)); do
+        for ((j = 1; j <= workers; j++)); do
+            chaos_worker "$i" "$j" &
+            chaos_pids+=($!)
+        done
+    done
+    bg_pids+=("${chaos_pids[@]}")
+    modes=(holder wrapper daemon)
+    last_victim=0
+    restarts=""
+    r=0
+    misses=0
+    while ((r < chaos_rounds)); do
+        mode=${modes[r % 3]}
+        victim=$(next_holder "$last_victim") || fail "chaos round $r: no new holder of 'chaos' within 30 s"
+        read -r vw vt vsh vwrap <<<"$victim"
+        vnode=${vw%%.*}
+        last_victim=$vt
+        # The holder may finish between reading it and the kill: then try the
+        # next one (a kill that found its target gone does not count).
+        case $mode in
+        holder)
+            echo "$vw $vt $mode" >>"$killed"
+            kill -KILL "$vsh" 2>/dev/null || { misses=$((misses + 1)); continue; }
+            ;;
+        wrapper)
+            if ! tr '\0' ' ' <"/proc/$vwrap/cmdline" 2>/dev/null | grep -q ' run --lock chaos'; then
+                misses=$((misses + 1))
+                continue
+            fi
+            echo "$vw $vt $mode" >>"$killed"
+            kill -KILL "$vwrap" 2>/dev/null || { misses=$((misses + 1)); continue; }
+            ;;
+        daemon)
+            echo "$vw $vt $mode" >>"$killed"
+            kill -KILL "${daemon_pid[$vnode]}"
+            wait "${daemon_pid[$vnode]}" 2>/dev/null || true
+            unset "daemon_pid[$vnode]"
+            t_restart=$EPOCHREALTIME
+            start_daemon "${vnode#node}"
+            restarts+=" $vnode:$(since "$t_restart")s"
+            ;;
+        esac
+        r=$((r + 1))
+        ((misses < 50)) || fail "chaos phase: 50 holders finished before they could be killed"
+    done
+    # Let the survivors take a few more turns after the last kill.
+    more=$(($(grep -c '^enter' "$cevents") + 2 * nodes))
+    for ((j = 0; j < 600; j++)); do
+        (($(grep -c '^enter' "$cevents") >= more)) && break
+        sleep 0.05
+    done
+    : >"$tmp/chaos-stop"
+    wait "${chaos_pids[@]}"
+    chaos_s=$(since "$t0")
+    if [[ -s "$tmp/chaos-errors" ]]; then
+        head -n 20 "$tmp/chaos-errors" >&2
+        fail "chaos phase: baton run calls failed in unexpected ways (above)"
+    fi
+    if ! problems=$(chaos_check); then
+        printf '%s\n' "$problems" | grep -v '^STATS' >&2
+        fail "chaos phase: the lock did not hold under kill -9 (above)"
+    fi
+    read -r _ c_enters c_exits c_late k_holder k_wrapper k_daemon <<<"$(grep '^STATS' <<<"$problems")"
+    rcs=$(cat "$tmp"/chaos-rc-* | sort -n | uniq -c | awk '{ printf " %s x%s", $2, $1 }')
+    log "chaos phase OK in ${chaos_s}s on $(e2e_fs_name): $c_enters grants, $c_exits exits, 0 violations; tokens" \
+        "$(awk 'NR == 1 { print $3 }' "$cevents")..$(awk '$1 == "enter" { t = $3 } END { print t }' "$cevents") strictly increasing;" \
+        "the next holder entered after $k_holder killed commands, $k_wrapper killed wrappers and $k_daemon killed daemons;" \
+        "$c_late late exit lines of holders whose daemon died (fenced window); baton run exit statuses:$rcs;" \
+        "batond restarts (to ping):$restarts; $misses holders finished before their kill"
 fi
 
 # ---------------------------------------------------------- kill -9 phase
@@ -386,7 +490,8 @@ after_token=$(<"$tmp/after.token")
 log "restarted batond on node1 issued token $after_token > $waiter_token"
 
 # SIGTERM: an orderly exit 0 within the pod's grace budget.
-for node in node1 node2; do
+for ((i = 1; i <= nodes; i++)); do
+    node=node$i
     pid=${daemon_pid[$node]}
     t_term=$EPOCHREALTIME
     kill -TERM "$pid"
