@@ -49,7 +49,7 @@ TEST(Codec, DecodesEveryField) {
 }
 
 TEST(Codec, RoundTripsEncodedRequests) {
-  Request request{42, LockRequest{"n/m", LockMode::shared, std::chrono::milliseconds(0)}};
+  Request request{42, LockRequest{"n/m", LockMode::shared, std::chrono::milliseconds(0)}, std::nullopt};
   std::string line = encode_request(request);
   ASSERT_EQ(line.back(), '\n');
   auto lock = expect_request<LockRequest>(std::string_view(line).substr(0, line.size() - 1));
