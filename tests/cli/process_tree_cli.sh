@@ -78,21 +78,21 @@ alive() {
 
 # tree_pids DIR: the pids DIR's tree recorded (and remembers them).
 tree_pids() {
-    local file pids=()
+    local file found=()
     for file in "$1"/grandchild "$1"/session "$1"/daemon "$1"/foreground "$1"/cmd; do
-        [[ -s $file ]] && pids+=("$(cat "$file")")
+        [[ -s $file ]] && found+=("$(cat "$file")")
     done
-    recorded+=("${pids[@]}")
-    echo "${pids[@]}"
+    recorded+=("${found[@]}")
+    echo "${found[@]}"
 }
 
 # survivors DIR: the tree's processes still alive, as "name:pid" words.
 survivors() {
-    local file left=()
+    local file running=()
     for file in "$1"/grandchild "$1"/session "$1"/daemon "$1"/foreground "$1"/cmd; do
-        [[ -s $file ]] && alive "$(cat "$file")" && left+=("${file##*/}:$(cat "$file")")
+        [[ -s $file ]] && alive "$(cat "$file")" && running+=("${file##*/}:$(cat "$file")")
     done
-    echo "${left[@]}"
+    echo "${running[@]}"
 }
 all_gone() { [[ -z $(survivors "$1") ]]; }
 recorded_all() { [[ -s $1/grandchild && -s $1/session && -s $1/daemon && -s $1/cmd ]]; }
