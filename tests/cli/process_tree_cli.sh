@@ -147,6 +147,7 @@ for mode in polite stubborn; do
         kill -KILL "$wrapper" 2>/dev/null || true
         continue
     fi
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     # pkill -f on baton's command line finds baton, not the guard too (with
     # both killed, nothing would stop the tree).
@@ -185,6 +186,7 @@ setsid "$baton" --socket "$sock_a" run --lock tree/kill-group --kill-after 1 -- 
     sh "$work/tree.sh" "$dir" stubborn loop >/dev/null 2>"$dir/err" &
 wrapper=$!
 if eventually 10 recorded_all "$dir"; then
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     "$baton" --socket "$sock_a" run --lock tree/kill-group -- \
         bash -c 'source "$0"; survivors "$1" >"$1/seen_by_probe"' \
@@ -215,6 +217,7 @@ expect "an item to claim" 0
     sh "$work/tree.sh" "$dir" stubborn loop >/dev/null 2>"$dir/err" &
 wrapper=$!
 if eventually 10 recorded_all "$dir"; then
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     kill -KILL "$wrapper"
     wait "$wrapper" 2>/dev/null || true
