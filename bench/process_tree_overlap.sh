@@ -12,6 +12,7 @@
 #                the tree still ran then (the overlap; must be none)
 #
 # Usage: bench/process_tree_overlap.sh [--build DIR] [--reps N] [--kill-after S]
+# shellcheck disable=SC2016  # single-quoted $VARS are for the inner sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../build"

@@ -78,21 +78,21 @@ alive() {
 
 # tree_pids DIR: the pids DIR's tree recorded (and remembers them).
 tree_pids() {
-    local file pids=()
+    local file found=()
     for file in "$1"/grandchild "$1"/session "$1"/daemon "$1"/foreground "$1"/cmd; do
-        [[ -s $file ]] && pids+=("$(cat "$file")")
+        [[ -s $file ]] && found+=("$(cat "$file")")
     done
-    recorded+=("${pids[@]}")
-    echo "${pids[@]}"
+    recorded+=("${found[@]}")
+    echo "${found[@]}"
 }
 
 # survivors DIR: the tree's processes still alive, as "name:pid" words.
 survivors() {
-    local file left=()
+    local file running=()
     for file in "$1"/grandchild "$1"/session "$1"/daemon "$1"/foreground "$1"/cmd; do
-        [[ -s $file ]] && alive "$(cat "$file")" && left+=("${file##*/}:$(cat "$file")")
+        [[ -s $file ]] && alive "$(cat "$file")" && running+=("${file##*/}:$(cat "$file")")
     done
-    echo "${left[@]}"
+    echo "${running[@]}"
 }
 all_gone() { [[ -z $(survivors "$1") ]]; }
 recorded_all() { [[ -s $1/grandchild && -s $1/session && -s $1/daemon && -s $1/cmd ]]; }
@@ -147,6 +147,7 @@ for mode in polite stubborn; do
         kill -KILL "$wrapper" 2>/dev/null || true
         continue
     fi
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     # pkill -f on baton's command line finds baton, not the guard too (with
     # both killed, nothing would stop the tree).
@@ -185,6 +186,7 @@ setsid "$baton" --socket "$sock_a" run --lock tree/kill-group --kill-after 1 -- 
     sh "$work/tree.sh" "$dir" stubborn loop >/dev/null 2>"$dir/err" &
 wrapper=$!
 if eventually 10 recorded_all "$dir"; then
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     "$baton" --socket "$sock_a" run --lock tree/kill-group -- \
         bash -c 'source "$0"; survivors "$1" >"$1/seen_by_probe"' \
@@ -215,6 +217,7 @@ expect "an item to claim" 0
     sh "$work/tree.sh" "$dir" stubborn loop >/dev/null 2>"$dir/err" &
 wrapper=$!
 if eventually 10 recorded_all "$dir"; then
+    tree_pids "$dir" >/dev/null  # in this shell: recorded for the cleanup
     pids=$(tree_pids "$dir")
     kill -KILL "$wrapper"
     wait "$wrapper" 2>/dev/null || true
