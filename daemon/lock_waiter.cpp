@@ -18,8 +18,11 @@ void ignore_signal(int) {}
 // before the thread enters fcntl(2), so one signal is not enough.
 constexpr auto k_interrupt_period = std::chrono::milliseconds(5);
 
-// How long a polite waiter leaves the lock to another pod's waiter.
-constexpr auto k_polite_window = std::chrono::milliseconds(5);
+// How long a polite waiter at most leaves the lock to another pod's waiter.
+// It stops as soon as that waiter holds the lock, so the bound matters only
+// when its thread is slow to run: at 5 ms, on 2 loaded cores, this daemon
+// re-took the lock before the other pod's woken thread ran (issue 7, 8).
+constexpr auto k_polite_window = std::chrono::milliseconds(200);
 
 std::atomic<std::size_t> g_running{0};
 
