@@ -516,10 +516,21 @@ asio::awaitable<void> LockTable::pump(EntryPtr entry) {
       int dir = m_dir_fd;
       const bool uncached = m_config.uncached_reads;
       std::string file_name = e.file_name;
+      auto pool = m_offload.pool_executor();
+      const bool close_on_pool = !m_offload.inline_quick_calls();
       auto [file, ec] = co_await m_offload.quick([&] {
         std::error_code error;
         auto opened = LockFile::open(dir, file_name, path, uncached, error);
-        return std::pair{std::shared_ptr<LockFile>(std::move(opened)), error};
+        if (!opened || !close_on_pool)
+          return std::pair{std::shared_ptr<LockFile>(std::move(opened)), error};
+        // On a network root close(2) is a round trip too (a FUSE FLUSH the
+        // kernel waits for uninterruptibly): whoever drops the last
+        // reference, the descriptor is closed on the pool, never the loop.
+        return std::pair{std::shared_ptr<LockFile>(opened.release(),
+                                                   [pool](LockFile* f) {
+                                                     asio::post(pool, [f] { delete f; });
+                                                   }),
+                         error};
       });
       if (ec) {
         spdlog::error("lock '{}': cannot open {}: {}", e.name, path, ec.message());
@@ -818,10 +829,7 @@ void LockTable::lose(const EntryPtr& entry, const std::string& why) {
   for (const Hold& hold : holders) hold.client->lock_lost(entry->name, hold.token, why);
   // Close the descriptor: whatever lock it still has is not to be trusted,
   // and the next acquisition starts from a freshly opened file (its slot's
-  // lock goes with it). On a network root close(2) is a round trip too
-  // (FUSE flush): off the loop.
-  if (entry->file && !m_offload.inline_quick_calls())
-    asio::post(m_offload.pool_executor(), [file = std::move(entry->file)] {});
+  // lock goes with it).
   entry->file.reset();
   entry->slot = -1;
   entry->record_dirty = false;
