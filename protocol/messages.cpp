@@ -298,12 +298,12 @@ std::optional<ClientIdentity> decode_client_identity(const json& object, std::st
   }
   ClientIdentity identity;
   if (auto it = object.find("pid"); it != object.end() && !it->is_null()) {
-    if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0 ||
-        it->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_reported_pid)) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+        it->get<std::int64_t>() > k_max_reported_pid) {
       why = "pid must be an integer from 1 to " + std::to_string(k_max_reported_pid);
       return std::nullopt;
     }
-    identity.pid = static_cast<int>(it->get<std::uint64_t>());
+    identity.pid = static_cast<int>(it->get<std::int64_t>());
   }
   for (auto [key, out, max] :
        {std::tuple{"host", &identity.host, k_max_reported_host},

@@ -115,7 +115,7 @@ struct Request {
   RequestBody body;
   // "client": who the client says it is; libbaton sends it with the first
   // request of a connection. Any request may carry it.
-  std::optional<ClientIdentity> client;
+  std::optional<ClientIdentity> client{};
 };
 
 // Why a line could not be decoded; id is set when the line had a usable one,
