@@ -102,7 +102,8 @@ void print_human(const Status& status) {
   }
   const auto now = std::chrono::system_clock::now();
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"NAME", "MODE", "HOLDER", "TOKEN", "SINCE", "WAITERS", "CLIENT"});
+  rows.push_back(
+      {"NAME", "MODE", "HOLDER", "TOKEN", "SINCE", "WAITERS", "CLIENT"});
   for (const LockStatus& lock : status.locks) {
     const std::string waiters = std::to_string(lock.waiters.size());
     if (lock.holders.empty()) {

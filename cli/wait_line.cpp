@@ -41,8 +41,10 @@ std::string WaitLine::describe(const std::string& lock_name, LockMode mode,
     text += holder.mode == LockMode::shared ? ", held shared" : ", held";
     bool reported = false;
     const int pid = shown_pid(holder, reported);
-    if (pid > 0) text += format(reported ? " by pid %d (reported)" : " by pid %d", pid);
-    if (!holder.reported.host.empty()) text += " on host " + holder.reported.host;
+    if (pid > 0)
+      text += format(reported ? " by pid %d (reported)" : " by pid %d", pid);
+    if (!holder.reported.host.empty())
+      text += " on host " + holder.reported.host;
     if (!holder.pod.empty()) text += " in pod " + holder.pod;
     if (!holder.node.empty()) text += " on node " + holder.node;
     std::string since =

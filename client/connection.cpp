@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <utility>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace baton::detail {
 namespace {
@@ -63,10 +63,11 @@ ClientIdentity own_identity() {
   identity.pid = static_cast<int>(::getpid());
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0)
-    identity.host = protocol::sanitize_reported(host, protocol::k_max_reported_host);
+    identity.host =
+        protocol::sanitize_reported(host, protocol::k_max_reported_host);
   if (program_invocation_short_name)
-    identity.program = protocol::sanitize_reported(program_invocation_short_name,
-                                                   protocol::k_max_reported_program);
+    identity.program = protocol::sanitize_reported(
+        program_invocation_short_name, protocol::k_max_reported_program);
   return identity;
 }
 

@@ -26,7 +26,9 @@ constexpr std::size_t k_holder_size = 448;
 constexpr off_t k_slot_base = 4096;
 constexpr std::size_t k_slot_size = 2048;
 
-off_t slot_offset(int slot) { return k_slot_base + static_cast<off_t>(slot) * k_slot_size; }
+off_t slot_offset(int slot) {
+  return k_slot_base + static_cast<off_t>(slot) * k_slot_size;
+}
 
 std::error_code errno_code() { return {errno, std::system_category()}; }
 
@@ -198,7 +200,8 @@ int LockFile::claim_slot(int hint, std::error_code& ec) {
   if (hint < 0 || hint >= k_max_slots) hint = 0;
   for (int i = 0; i < k_max_slots; ++i) {
     const int slot = (hint + i) % k_max_slots;
-    std::error_code error = set_lock(m_fd, F_OFD_SETLK, F_WRLCK, slot_offset(slot));
+    std::error_code error =
+        set_lock(m_fd, F_OFD_SETLK, F_WRLCK, slot_offset(slot));
     if (!error) return slot;
     if (error != errc::busy) {
       ec = error;
@@ -231,7 +234,7 @@ std::vector<std::string> LockFile::read_live_slots(std::error_code& ec) {
     auto [first, end] = ranges.back();
     ranges.pop_back();
     if (first >= end) continue;
-    struct flock lock{};
+    struct flock lock {};
     lock.l_type = F_WRLCK;
     lock.l_whence = SEEK_SET;
     lock.l_start = slot_offset(first);
@@ -241,8 +244,9 @@ std::vector<std::string> LockFile::read_live_slots(std::error_code& ec) {
       return {};
     }
     if (lock.l_type == F_UNLCK) continue;
-    int slot = static_cast<int>((std::max(lock.l_start, slot_offset(first)) - k_slot_base) /
-                                static_cast<off_t>(k_slot_size));
+    int slot = static_cast<int>(
+        (std::max(lock.l_start, slot_offset(first)) - k_slot_base) /
+        static_cast<off_t>(k_slot_size));
     slot = std::clamp(slot, first, end - 1);
     live.push_back(slot);
     ranges.emplace_back(first, slot);

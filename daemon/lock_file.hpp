@@ -2,8 +2,9 @@
 //
 // Layout of the file (text, so `cat` shows it):
 //   bytes   0..63   the token record: "baton-lock 1 reserved=N owner=HEX"
-//   bytes  64..511  the exclusive holder's record: one JSON object, space padded
-//   from 4096       shared holders' slots, 2048 bytes each: one JSON object
+//   bytes  64..511  the exclusive holder's record: one JSON object, space
+//   padded from 4096       shared holders' slots, 2048 bytes each: one JSON
+//   object
 //                   and a newline, written by one daemon for its holders
 // Byte 0 is the lock itself; byte 1 carries shared locks of daemons that wait
 // for byte 0 in other pods, so the holder can see that someone waits. The

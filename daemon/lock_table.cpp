@@ -54,7 +54,9 @@ Acquired failure(errc code, std::string message) {
 constexpr std::size_t k_shared_record_limit = 2000;
 constexpr std::size_t k_max_more = 1000;
 
-std::string instance_hex(std::uint64_t instance) { return fmt::format("{:016x}", instance); }
+std::string instance_hex(std::uint64_t instance) {
+  return fmt::format("{:016x}", instance);
+}
 
 // The holders a shared slot record names, unless it is daemon SKIP's own.
 void parse_shared_record(const std::string& text, const std::string& skip,
@@ -80,7 +82,8 @@ void parse_shared_record(const std::string& text, const std::string& skip,
     }
   }
   // Holders that did not fit: shown without a pid.
-  const auto more = std::min(protocol::field(record, "more", std::size_t{0}), k_max_more);
+  const auto more =
+      std::min(protocol::field(record, "more", std::size_t{0}), k_max_more);
   for (std::size_t i = 0; i < more; ++i) out.push_back(base);
 }
 
@@ -108,12 +111,14 @@ std::vector<Holder> remote_holders(LockFile& file, const std::string& skip) {
 
 void ClientInfo::set_reported(ClientIdentity identity) {
   reported = std::move(identity);
-  reported_json = reported.empty() ? "" : protocol::encode_client_identity(reported);
+  reported_json =
+      reported.empty() ? "" : protocol::encode_client_identity(reported);
 }
 
 std::string ClientInfo::describe() const {
-  std::string text = "pid " + std::to_string(pid) + " uid " + std::to_string(uid) +
-                     " session " + std::to_string(session);
+  std::string text = "pid " + std::to_string(pid) + " uid " +
+                     std::to_string(uid) + " session " +
+                     std::to_string(session);
   if (!reported.empty()) {
     text += " (reported";
     if (reported.pid > 0) text += " pid " + std::to_string(reported.pid);
@@ -284,8 +289,8 @@ std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::st
     add_holder(e, client, mode, 0, {});
     // Other pods' status shows every holder: rewrite this pod's record.
     if (std::error_code ec = publish_shared_now(e, nullptr))
-      spdlog::warn("lock '{}': writing the holder record to {}: {}", e.name, e.file->path(),
-                   ec.message());
+      spdlog::warn("lock '{}': writing the holder record to {}: {}", e.name,
+                   e.file->path(), ec.message());
     return Acquired{};
   }
   if (e.held && *e.held != mode) return std::nullopt;
@@ -320,9 +325,9 @@ std::optional<Acquired> LockTable::acquire_now(LockClient& client, const std::st
     if (e.tokens.needs_reservation()) return std::nullopt;  // an fsync: not inline
   }
   if (mode == LockMode::exclusive) token = e.tokens.take();
-  if (mode == LockMode::exclusive
-          ? e.file->write_holder(holder_record(client.client_info(), mode, token))
-          : publish_shared_now(e, &client)) {
+  if (mode == LockMode::exclusive ? e.file->write_holder(holder_record(
+                                        client.client_info(), mode, token))
+                                  : publish_shared_now(e, &client)) {
     // Nobody holds it yet: give the file up and let acquire() meet the error.
     unlock_file_now(entry);
     return std::nullopt;
@@ -358,7 +363,8 @@ std::error_code LockTable::release(LockClient& client, const std::string& name) 
     if (entry->slot >= 0) {  // the record names the one that left
       if (m_offload.inline_quick_calls() && !entry->pumping) {
         if (std::error_code ec = publish_shared_now(*entry, nullptr))
-          spdlog::warn("lock '{}': writing the holder record: {}", name, ec.message());
+          spdlog::warn("lock '{}': writing the holder record: {}", name,
+                       ec.message());
       } else {
         entry->record_dirty = true;
         schedule_pump(entry);
@@ -449,10 +455,11 @@ void LockTable::schedule_pump(const EntryPtr& entry) {
 asio::awaitable<void> LockTable::pump(EntryPtr entry) {
   Entry& e = *entry;
   for (;;) {
-    if (std::exchange(e.record_dirty, false) && e.slot >= 0 && !e.holders.empty() &&
-        e.held == LockMode::shared) {
+    if (std::exchange(e.record_dirty, false) && e.slot >= 0 &&
+        !e.holders.empty() && e.held == LockMode::shared) {
       if (std::error_code ec = co_await publish_shared(entry, nullptr))
-        spdlog::warn("lock '{}': writing the holder record: {}", e.name, ec.message());
+        spdlog::warn("lock '{}': writing the holder record: {}", e.name,
+                     ec.message());
       continue;
     }
     if (e.queue.empty()) {
@@ -655,7 +662,8 @@ asio::awaitable<bool> LockTable::grant(EntryPtr entry, std::shared_ptr<Waiter> w
 
   std::error_code ec;
   if (waiter->mode == LockMode::exclusive) {
-    std::string record = holder_record(waiter->client->client_info(), waiter->mode, token);
+    std::string record =
+        holder_record(waiter->client->client_info(), waiter->mode, token);
     ec = co_await m_offload.quick([&] { return file->write_holder(record); });
   } else {
     // Shared: this daemon's slot, listing its holders and this one.
@@ -713,7 +721,8 @@ asio::awaitable<void> LockTable::release_file(EntryPtr entry) {
 asio::awaitable<std::optional<Holder>> LockTable::current_holder(EntryPtr entry) {
   if (!entry->holders.empty()) {
     const Hold& hold = entry->holders.front();
-    co_return holder_of(hold.client->client_info(), hold.mode, hold.token, hold.since_wall);
+    co_return holder_of(hold.client->client_info(), hold.mode, hold.token,
+                        hold.since_wall);
   }
   auto file = entry->file;
   if (!file) co_return std::nullopt;
@@ -724,9 +733,11 @@ asio::awaitable<std::optional<Holder>> LockTable::current_holder(EntryPtr entry)
   co_return std::move(holders.front());
 }
 
-Holder LockTable::holder_of(const ClientInfo& client, LockMode mode, std::uint64_t token,
+Holder LockTable::holder_of(const ClientInfo& client, LockMode mode,
+                            std::uint64_t token,
                             SystemClock::time_point since) const {
-  Holder holder{m_config.pod, m_config.node, client.pid, mode, token, since, true, {}};
+  Holder holder{m_config.pod, m_config.node, client.pid, mode,
+                token,        since,         true,       {}};
   holder.reported = client.reported;
   return holder;
 }
@@ -740,26 +751,34 @@ std::string LockTable::holder_record(const ClientInfo& client, LockMode mode,
                             SystemClock::now().time_since_epoch())
                             .count();
   std::string record =
-      fmt::format("{}\"pid\":{},\"mode\":\"{}\",\"token\":{},\"since_ms\":{}", m_holder_prefix,
-                  client.pid, protocol::lock_mode_name(mode), token, since_ms);
+      fmt::format("{}\"pid\":{},\"mode\":\"{}\",\"token\":{},\"since_ms\":{}",
+                  m_holder_prefix, client.pid, protocol::lock_mode_name(mode),
+                  token, since_ms);
   // The client's own word, if the record has room for it (448 bytes).
-  if (!client.reported_json.empty() && record.size() + client.reported_json.size() < 430)
+  if (!client.reported_json.empty() &&
+      record.size() + client.reported_json.size() < 430)
     record += ",\"client\":" + client.reported_json;
   record += '}';
   return record;
 }
 
-std::string LockTable::shared_record(const Entry& entry, const LockClient* joining) const {
+std::string LockTable::shared_record(const Entry& entry,
+                                     const LockClient* joining) const {
   const auto ms = [](SystemClock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               t.time_since_epoch())
+        .count();
   };
-  std::string record = m_holder_prefix + "\"daemon\":\"" + instance_hex(m_config.instance_id) +
+  std::string record = m_holder_prefix + "\"daemon\":\"" +
+                       instance_hex(m_config.instance_id) +
                        "\",\"mode\":\"shared\",\"holders\":[";
   std::size_t listed = 0;
   std::size_t more = 0;
   auto add = [&](const ClientInfo& client, SystemClock::time_point since) {
-    std::string item = fmt::format("{{\"pid\":{},\"since_ms\":{}", client.pid, ms(since));
-    if (!client.reported_json.empty()) item += ",\"client\":" + client.reported_json;
+    std::string item =
+        fmt::format("{{\"pid\":{},\"since_ms\":{}", client.pid, ms(since));
+    if (!client.reported_json.empty())
+      item += ",\"client\":" + client.reported_json;
     item += '}';
     if (record.size() + item.size() + 24 > k_shared_record_limit) {
       ++more;
@@ -769,7 +788,8 @@ std::string LockTable::shared_record(const Entry& entry, const LockClient* joini
     record += item;
   };
   for (const Hold& hold : entry.holders)
-    if (hold.mode == LockMode::shared) add(hold.client->client_info(), hold.since_wall);
+    if (hold.mode == LockMode::shared)
+      add(hold.client->client_info(), hold.since_wall);
   if (joining) add(joining->client_info(), SystemClock::now());
   record += ']';
   if (more > 0) record += ",\"more\":" + std::to_string(more);
@@ -777,13 +797,15 @@ std::string LockTable::shared_record(const Entry& entry, const LockClient* joini
   return record;
 }
 
-std::error_code LockTable::publish_shared_now(Entry& entry, const LockClient* joining) {
+std::error_code LockTable::publish_shared_now(Entry& entry,
+                                              const LockClient* joining) {
   if (!entry.file) return {};
   std::error_code ec;
   if (entry.slot < 0) {
     entry.slot = entry.file->claim_slot(entry.slot_hint, ec);
     if (entry.slot < 0) {
-      if (!ec) spdlog::debug("lock '{}': every holder slot is taken", entry.name);
+      if (!ec)
+        spdlog::debug("lock '{}': every holder slot is taken", entry.name);
       return ec;
     }
     entry.slot_hint = entry.slot;
@@ -791,8 +813,8 @@ std::error_code LockTable::publish_shared_now(Entry& entry, const LockClient* jo
   return entry.file->write_slot(entry.slot, shared_record(entry, joining));
 }
 
-asio::awaitable<std::error_code> LockTable::publish_shared(EntryPtr entry,
-                                                           const LockClient* joining) {
+asio::awaitable<std::error_code> LockTable::publish_shared(
+    EntryPtr entry, const LockClient* joining) {
   Entry& e = *entry;
   auto file = e.file;
   if (!file) co_return std::error_code{};
@@ -818,8 +840,8 @@ void LockTable::release_slot_now(Entry& entry) {
   const int slot = std::exchange(entry.slot, -1);
   if (slot < 0 || !entry.file) return;
   if (std::error_code ec = entry.file->release_slot(slot))
-    spdlog::warn("lock '{}': releasing holder slot {} of {}: {}", entry.name, slot,
-                 entry.file->path(), ec.message());
+    spdlog::warn("lock '{}': releasing holder slot {} of {}: {}", entry.name,
+                 slot, entry.file->path(), ec.message());
 }
 
 void LockTable::lose(const EntryPtr& entry, const std::string& why) {
@@ -923,19 +945,22 @@ asio::awaitable<StatusReport> LockTable::status(SteadyClock::time_point deadline
     LockStatus lock;
     lock.name = name;
     for (const Hold& hold : entry->holders)
-      lock.holders.push_back(
-          holder_of(hold.client->client_info(), hold.mode, hold.token, hold.since_wall));
+      lock.holders.push_back(holder_of(hold.client->client_info(), hold.mode,
+                                       hold.token, hold.since_wall));
     for (const auto& waiter : entry->queue)
-      lock.waiters.push_back(
-          holder_of(waiter->client->client_info(), waiter->mode, 0, waiter->queued_wall));
+      lock.waiters.push_back(holder_of(waiter->client->client_info(),
+                                       waiter->mode, 0, waiter->queued_wall));
     locks.push_back(std::move(lock));
   }
   // Held here: exclusively, nobody else holds it; shared, other pods may too.
   std::vector<std::string> held_exclusive;
   std::vector<std::string> held_shared;
   for (auto& [name, entry] : m_entries)
-    if (entry->held) (*entry->held == LockMode::exclusive ? held_exclusive : held_shared).push_back(name);
-  auto contains = [](const std::vector<std::string>& names, const std::string& name) {
+    if (entry->held)
+      (*entry->held == LockMode::exclusive ? held_exclusive : held_shared)
+          .push_back(name);
+  auto contains = [](const std::vector<std::string>& names,
+                     const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
   };
 
@@ -1009,7 +1034,8 @@ asio::awaitable<StatusReport> LockTable::status(SteadyClock::time_point deadline
     if (local == locks.end()) {
       locks.push_back(std::move(lock));
     } else {
-      for (Holder& holder : lock.holders) local->holders.push_back(std::move(holder));
+      for (Holder& holder : lock.holders)
+        local->holders.push_back(std::move(holder));
     }
   }
   std::sort(locks.begin(), locks.end(),

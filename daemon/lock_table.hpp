@@ -170,12 +170,13 @@ class LockTable {
   std::string holder_record(const ClientInfo& client, LockMode mode,
                             std::uint64_t token) const;
   // The record of this daemon's shared holders of ENTRY, plus JOINING.
-  std::string shared_record(const Entry& entry, const LockClient* joining) const;
+  std::string shared_record(const Entry& entry,
+                            const LockClient* joining) const;
   // Writes ENTRY's shared record into its slot, claiming one first if it
   // has none, plus JOINING's hold; inline, or off the loop.
   std::error_code publish_shared_now(Entry& entry, const LockClient* joining);
-  boost::asio::awaitable<std::error_code> publish_shared(EntryPtr entry,
-                                                         const LockClient* joining);
+  boost::asio::awaitable<std::error_code> publish_shared(
+      EntryPtr entry, const LockClient* joining);
   // Gives up ENTRY's slot (its record is then stale).
   void release_slot_now(Entry& entry);
   Holder holder_of(const ClientInfo& client, LockMode mode, std::uint64_t token,

@@ -334,7 +334,8 @@ void Session::close_after_flush() {
 void Session::handle(protocol::Request request) {
   const std::uint64_t id = request.id;
   // Who the client says it is: the first word counts, for the whole session.
-  if (request.client && m_client.reported_json.empty() && !request.client->empty()) {
+  if (request.client && m_client.reported_json.empty() &&
+      !request.client->empty()) {
     m_client.set_reported(std::move(*request.client));
     spdlog::debug("identified {}", m_client.describe());
   }

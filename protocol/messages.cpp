@@ -303,7 +303,8 @@ std::string sanitize_reported(std::string_view text, std::size_t max) {
   // Cut back to a character boundary: never leave half a UTF-8 sequence.
   if (out.size() < text.size()) {
     std::size_t end = out.size();
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+      --end;
     out.resize(end);
   }
   for (std::size_t i = 0; i < out.size(); ++i) {
@@ -319,19 +320,21 @@ std::string sanitize_reported(std::string_view text, std::size_t max) {
   return out;
 }
 
-std::optional<ClientIdentity> decode_client_identity(const json& object, std::string& why) {
+std::optional<ClientIdentity> decode_client_identity(const json& object,
+                                                     std::string& why) {
   if (!object.is_object()) {
     why = "must be an object";
     return std::nullopt;
   }
   ClientIdentity identity;
   if (auto it = object.find("pid"); it != object.end() && !it->is_null()) {
-    if (!it->is_number_unsigned() || it->get<std::uint64_t>() == 0 ||
-        it->get<std::uint64_t>() > static_cast<std::uint64_t>(k_max_reported_pid)) {
-      why = "pid must be an integer from 1 to " + std::to_string(k_max_reported_pid);
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+        it->get<std::int64_t>() > k_max_reported_pid) {
+      why = "pid must be an integer from 1 to " +
+            std::to_string(k_max_reported_pid);
       return std::nullopt;
     }
-    identity.pid = static_cast<int>(it->get<std::uint64_t>());
+    identity.pid = static_cast<int>(it->get<std::int64_t>());
   }
   for (auto [key, out, max] :
        {std::tuple{"host", &identity.host, k_max_reported_host},
@@ -360,7 +363,8 @@ std::string encode_client_identity(const ClientIdentity& identity) {
 std::string encode_request(const Request& request) {
   JsonLine line;
   line.number("id", request.id);
-  if (request.client) line.raw("client", encode_client_identity(*request.client));
+  if (request.client)
+    line.raw("client", encode_client_identity(*request.client));
   std::visit(
       [&](const auto& body) {
         using T = std::decay_t<decltype(body)>;
@@ -541,7 +545,8 @@ void to_json(json& j, const Holder& holder) {
     json client = json::object();
     if (holder.reported.pid > 0) client["pid"] = holder.reported.pid;
     if (!holder.reported.host.empty()) client["host"] = holder.reported.host;
-    if (!holder.reported.program.empty()) client["program"] = holder.reported.program;
+    if (!holder.reported.program.empty())
+      client["program"] = holder.reported.program;
     j["client"] = std::move(client);
   }
 }

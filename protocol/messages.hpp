@@ -105,8 +105,8 @@ std::string sanitize_reported(std::string_view text, std::size_t max);
 
 // OBJECT as a client identity: bounded and sanitised; nullopt with a reason
 // in WHY when a field has the wrong type or the pid is out of range.
-std::optional<ClientIdentity> decode_client_identity(const nlohmann::json& object,
-                                                     std::string& why);
+std::optional<ClientIdentity> decode_client_identity(
+    const nlohmann::json& object, std::string& why);
 // The identity as a JSON object, e.g. {"pid":41,"host":"job-abc"}.
 std::string encode_client_identity(const ClientIdentity& identity);
 
@@ -115,7 +115,7 @@ struct Request {
   RequestBody body;
   // "client": who the client says it is; libbaton sends it with the first
   // request of a connection. Any request may carry it.
-  std::optional<ClientIdentity> client;
+  std::optional<ClientIdentity> client{};
 };
 
 // Why a line could not be decoded; id is set when the line had a usable one,

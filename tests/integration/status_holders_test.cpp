@@ -39,7 +39,8 @@ struct Holding {
 };
 
 // The holders of NAME as DAEMON reports them: "pod:reported pid" each.
-std::multiset<std::string> holders_of(const DaemonProcess& daemon, const std::string& name) {
+std::multiset<std::string> holders_of(const DaemonProcess& daemon,
+                                      const std::string& name) {
   ClientOptions options;
   options.socket_path = daemon.socket();
   options.connect_timeout = 5s;
@@ -70,14 +71,15 @@ class StatusHolders : public ::testing::Test {
       std::optional<ExitStatus> status = daemon.stop();
       EXPECT_TRUE(status && status->exited() && status->code() == 0)
           << "batond pod " << daemon.pod() << " on SIGTERM: "
-          << (status ? status->describe() : std::string("still running after 5 s"));
+          << (status ? status->describe()
+                     : std::string("still running after 5 s"));
     }
     if (!HasFailure()) return;
     for (DaemonProcess& daemon : m_daemons) {
       std::string log = daemon.log();
       if (log.size() > 6000) log = "...\n" + log.substr(log.size() - 6000);
-      std::fprintf(stderr, "---- batond pod %s log ----\n%s\n", daemon.pod().c_str(),
-                   log.c_str());
+      std::fprintf(stderr, "---- batond pod %s log ----\n%s\n",
+                   daemon.pod().c_str(), log.c_str());
     }
     for (Holding& holding : m_holdings)
       std::fprintf(stderr, "---- %s ----\n%s\n", holding.err_path.c_str(),
@@ -95,7 +97,8 @@ class StatusHolders : public ::testing::Test {
     config.pod = pod;
     config.node = "node-" + pod;
     DaemonProcess& daemon = m_daemons.emplace_back(std::move(config));
-    if (std::string error = daemon.start(); !error.empty()) throw std::runtime_error(error);
+    if (std::string error = daemon.start(); !error.empty())
+      throw std::runtime_error(error);
     return daemon;
   }
 
@@ -103,7 +106,8 @@ class StatusHolders : public ::testing::Test {
   // NAME -- sh -c ...` until GO exists.
   Holding& hold_shared(const DaemonProcess& daemon, const std::string& name,
                        std::vector<std::string> prefix = {}) {
-    const std::string tag = m_dir.file("holder-" + std::to_string(m_holdings.size()));
+    const std::string tag =
+        m_dir.file("holder-" + std::to_string(m_holdings.size()));
     Holding& holding = m_holdings.emplace_back();
     holding.marker = tag + ".held";
     holding.go = tag + ".go";
@@ -111,9 +115,9 @@ class StatusHolders : public ::testing::Test {
     ProcessOptions options;
     options.argv = std::move(prefix);
     for (std::string arg :
-         {baton_cli_path(), std::string("--socket"), daemon.socket(), std::string("run"),
-          std::string("--shared"), std::string("--lock"), name, std::string("--"),
-          std::string("sh"), std::string("-c"),
+         {baton_cli_path(), std::string("--socket"), daemon.socket(),
+          std::string("run"), std::string("--shared"), std::string("--lock"),
+          name, std::string("--"), std::string("sh"), std::string("-c"),
           "echo $$ > '" + holding.marker + "'; while [ ! -e '" + holding.go +
               "' ]; do sleep 0.02; done"})
       options.argv.push_back(std::move(arg));
@@ -147,21 +151,25 @@ TEST_P(SharedHolderLeaves, StatusListsEveryLiveHolderAndNoDepartedOne) {
   DaemonProcess& b = start_daemon("b");
   DaemonProcess& c = start_daemon("c");
   Holding& in_a = hold_shared(a, "rd");
-  ASSERT_TRUE(wait_until([&] { return held(in_a); }, 5s)) << "a's reader never got rd";
+  ASSERT_TRUE(wait_until([&] { return held(in_a); }, 5s))
+      << "a's reader never got rd";
   Holding& in_b = hold_shared(b, "rd");
-  ASSERT_TRUE(wait_until([&] { return held(in_b); }, 5s)) << "b's reader never got rd";
+  ASSERT_TRUE(wait_until([&] { return held(in_b); }, 5s))
+      << "b's reader never got rd";
 
   const std::string pa = "a:" + std::to_string(in_a.process.pid());
   const std::string pb = "b:" + std::to_string(in_b.process.pid());
   const std::multiset<std::string> both{pa, pb};
   for (DaemonProcess* daemon : {&c, &a, &b}) {
     EXPECT_EQ(holders_of(*daemon, "rd"), both)
-        << "pod " << daemon->pod() << " reports " << describe(holders_of(*daemon, "rd"));
+        << "pod " << daemon->pod() << " reports "
+        << describe(holders_of(*daemon, "rd"));
   }
 
   switch (GetParam()) {
     case Leave::unlock_and_disconnect:
-      touch(in_b.go);  // its command ends: baton run unlocks, disconnects, exits
+      touch(
+          in_b.go);  // its command ends: baton run unlocks, disconnects, exits
       ASSERT_TRUE(in_b.process.wait(5s)) << "b's baton run did not finish";
       break;
     case Leave::kill_client:
@@ -173,9 +181,11 @@ TEST_P(SharedHolderLeaves, StatusListsEveryLiveHolderAndNoDepartedOne) {
   }
   const std::multiset<std::string> only_a{pa};
   EXPECT_TRUE(wait_until([&] { return holders_of(c, "rd") == only_a; }, 5s))
-      << "pod c reports " << describe(holders_of(c, "rd")) << ", not " << describe(only_a);
+      << "pod c reports " << describe(holders_of(c, "rd")) << ", not "
+      << describe(only_a);
   EXPECT_TRUE(wait_until([&] { return holders_of(a, "rd") == only_a; }, 5s))
-      << "pod a reports " << describe(holders_of(a, "rd")) << ", not " << describe(only_a);
+      << "pod a reports " << describe(holders_of(a, "rd")) << ", not "
+      << describe(only_a);
 
   // An exclusive waiter in C: its queued notice names the live holder.
   ClientOptions options;
@@ -191,21 +201,28 @@ TEST_P(SharedHolderLeaves, StatusListsEveryLiveHolderAndNoDepartedOne) {
   Lock lock = client.lock("rd", exclusive, ec);
   EXPECT_EQ(ec, errc::timed_out) << ec.message();
   ASSERT_TRUE(queued) << "the waiter in pod c was never told it is queued";
-  ASSERT_TRUE(queued->holder) << "the waiter in pod c was not told who holds rd";
-  EXPECT_EQ(queued->holder->pod + ":" + std::to_string(queued->holder->reported.pid), pa)
+  ASSERT_TRUE(queued->holder)
+      << "the waiter in pod c was not told who holds rd";
+  EXPECT_EQ(
+      queued->holder->pod + ":" + std::to_string(queued->holder->reported.pid),
+      pa)
       << "the waiter in pod c was told pod " << queued->holder->pod << " pid "
       << queued->holder->reported.pid << " holds rd";
   EXPECT_EQ(queued->holder->mode, LockMode::shared);
 }
 
 INSTANTIATE_TEST_SUITE_P(, SharedHolderLeaves,
-                         ::testing::Values(Leave::unlock_and_disconnect, Leave::kill_client,
+                         ::testing::Values(Leave::unlock_and_disconnect,
+                                           Leave::kill_client,
                                            Leave::kill_daemon),
                          [](const ::testing::TestParamInfo<Leave>& leave) {
                            switch (leave.param) {
-                             case Leave::unlock_and_disconnect: return "Disconnect";
-                             case Leave::kill_client: return "KillNineOfClient";
-                             case Leave::kill_daemon: return "KillNineOfDaemon";
+                             case Leave::unlock_and_disconnect:
+                               return "Disconnect";
+                             case Leave::kill_client:
+                               return "KillNineOfClient";
+                             case Leave::kill_daemon:
+                               return "KillNineOfDaemon";
                            }
                            return "Unknown";
                          });
@@ -220,8 +237,8 @@ TEST_F(StatusHolders, ClientInAnotherPidNamespaceIsShownAsReported) {
   // unshare --fork: baton is pid 1 of the new namespace, on host job-abc.
   Holding& inside = hold_shared(
       a, "rd",
-      {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--uts", "sh", "-c",
-       "hostname job-abc && exec \"$0\" \"$@\""});
+      {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--uts",
+       "sh", "-c", "hostname job-abc && exec \"$0\" \"$@\""});
   ASSERT_TRUE(wait_until([&] { return held(inside); }, 5s))
       << "the reader in its own PID namespace never got rd: "
       << read_text_file(inside.err_path);
@@ -236,8 +253,9 @@ TEST_F(StatusHolders, ClientInAnotherPidNamespaceIsShownAsReported) {
       if (lock.name == "rd") holders = lock.holders;
     ASSERT_EQ(holders.size(), 1u) << "pod " << daemon->pod();
     EXPECT_EQ(holders[0].reported.pid, 1) << "pod " << daemon->pod();
-    EXPECT_NE(holders[0].pid, 1) << "pod " << daemon->pod()
-                                 << ": SO_PEERCRED cannot give the namespace's pid";
+    EXPECT_NE(holders[0].pid, 1)
+        << "pod " << daemon->pod()
+        << ": SO_PEERCRED cannot give the namespace's pid";
     EXPECT_EQ(holders[0].reported.host, "job-abc") << "pod " << daemon->pod();
     EXPECT_EQ(holders[0].reported.program, "baton") << "pod " << daemon->pod();
 

@@ -153,9 +153,9 @@ TEST(Codec, ClientIdentityRoundTripsOnAnyRequest) {
 
 TEST(Codec, ClientIdentityIsBoundedAndSanitised) {
   const std::string long_host(300, 'h');
-  auto request = std::get<Request>(decode_request(
-      R"({"id":1,"op":"ping","client":{"host":")" + long_host +
-      R"(","program":"ab[2Jcdé"}})"));
+  auto request = std::get<Request>(
+      decode_request(R"({"id":1,"op":"ping","client":{"host":")" + long_host +
+                     R"(","program":"a\u0007b\u001b[2Jc\u0085d\u00e9"}})"));
   ASSERT_TRUE(request.client);
   EXPECT_EQ(request.client->pid, 0);
   EXPECT_EQ(request.client->host, std::string(k_max_reported_host, 'h'));
@@ -170,7 +170,8 @@ TEST(Codec, ClientIdentityIsBoundedAndSanitised) {
                           R"({"id":1,"op":"ping","client":{"host":5}})"}) {
     DecodeError error = expect_error(bad);
     EXPECT_EQ(error.code, errc::invalid_argument) << bad;
-    EXPECT_NE(error.message.find("'client'"), std::string::npos) << error.message;
+    EXPECT_NE(error.message.find("'client'"), std::string::npos)
+        << error.message;
   }
 }
 
