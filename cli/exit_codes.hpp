@@ -33,7 +33,8 @@ inline constexpr int k_exit_already_exists = 73;  // EX_CANTCREAT
 // The lock was lost while CMD ran (the daemon reported it lost, or the daemon
 // died): CMD was stopped with SIGTERM, then SIGKILL after --kill-after.
 // Also: run --publish lost the lock before all was published; claim's
-// daemon went away while CMD ran or before the ack (the item goes back).
+// daemon went away while CMD ran or before the ack (the item goes back), or
+// reported the claim lost (claim_lost), or refused the ack of a lost claim.
 inline constexpr int k_exit_lock_lost = 74;  // EX_IOERR
 // The lock is busy (--no-wait) or the wait timed out (--timeout); -E N
 // replaces this code for those two. Also: `baton wait` timed out, or the

@@ -474,6 +474,7 @@ std::optional<VersionRecord> StagedFile::commit(const RootDir& root,
 
 VersionRecord read_version(const RootDir& root, const std::string& path,
                            Failure& failure) {
+  if (failure) return {};  // the caller's earlier failure (path_exists) stands
   RenameRaceRetry retry;
   for (;;) {
     failure = {};

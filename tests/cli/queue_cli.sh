@@ -86,7 +86,8 @@ check "CMD read the item on stdin" "CMD read other bytes" cmp -s "$work/cmd.data
 check "CMD got BATON_ITEM and BATON_QUEUE" "CMD's environment: '$(cat "$work/cmd.env")'" \
     test "$(cat "$work/cmd.env")" = "$id q/cmd"
 check "CMD's stdin is the claimed item itself (no copy)" \
-    "CMD's stdin was $(cat "$work/cmd.stdin")" test "$(cat "$work/cmd.stdin")" = "$root/q/cmd/cur/$id"
+    "CMD's stdin was $(cat "$work/cmd.stdin")" \
+    bash -c '[[ "$1" == "$2".claim-* ]]' _ "$(cat "$work/cmd.stdin")" "$root/q/cmd/cur/$id"
 empty_queue "CMD's exit 0 acknowledged the item" q/cmd
 # Options after QUEUE, and CMD without '--'.
 printf 'x\n' | "$baton" --socket "$sock_a" enqueue q/cmd >/dev/null
@@ -149,7 +150,7 @@ if eventually 10 test -s "$work/kill.pid"; then
         "CMD's parent is $parent, whose parent is $grandparent, not $claimer" \
         test "$grandparent" = "$claimer"
     check "the item is in cur/ while CMD runs" "item $id not in cur/: $(files q/kill)" \
-        test -f "$root/q/kill/cur/$id"
+        compgen -G "$root/q/kill/cur/$id.claim-*"  # the claim's own name (docs/handoff.md)
     kill -KILL "$claimer"
     wait "$claimer" 2>/dev/null || true  # without bash's "Killed" line
     check "CMD died with baton claim" "CMD (pid $cmd_pid) outlived its killed baton claim" \
