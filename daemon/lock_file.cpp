@@ -28,7 +28,7 @@ constexpr std::size_t k_holder_size = 448;
 std::error_code errno_code() { return {errno, std::system_category()}; }
 
 struct flock range(short type, off_t start) {
-  struct flock lock {};
+  struct flock lock{};
   lock.l_type = type;
   lock.l_whence = SEEK_SET;
   lock.l_start = start;
@@ -73,8 +73,7 @@ std::error_code write_all_at(int fd, std::string_view data, off_t offset) {
   return {};
 }
 
-std::string read_fd_at(int fd, std::size_t size, off_t offset,
-                       std::error_code& ec) {
+std::string read_fd_at(int fd, std::size_t size, off_t offset, std::error_code& ec) {
   std::string data(size, '\0');
   ssize_t n;
   do {
@@ -106,20 +105,12 @@ TokenRecord parse_token_record(std::string_view text) {
 
 std::string format_token_record(const TokenRecord& record) {
   char line[k_token_record_size + 1];
-  int n = std::snprintf(line, sizeof line,
-                        "baton-lock 1 reserved=%" PRIu64 " owner=%016" PRIx64,
-                        record.reserved_upto, record.owner);
+  int n = std::snprintf(line, sizeof line, "baton-lock 1 reserved=%" PRIu64
+                        " owner=%016" PRIx64, record.reserved_upto, record.owner);
   std::string text(line, static_cast<std::size_t>(n));
   text.resize(k_token_record_size - 1, ' ');
   text += '\n';
   return text;
-}
-
-std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file,
-                                         std::string path, bool uncached_reads,
-                                         std::error_code& ec) {
-  return open(dir_fd, file, std::move(path),
-              uncached_reads ? RecordIo::direct : RecordIo::cached, ec);
 }
 
 namespace {
@@ -136,18 +127,16 @@ int open_born_whole(int dir_fd, const std::string& file, int flags) {
   for (int attempt = 0; attempt < 16; ++attempt) {
     int fd = ::openat(dir_fd, file.c_str(), open_flags);
     if (fd >= 0 || errno != ENOENT) return fd;
-    std::string temp = ".born-" + std::to_string(::getpid()) + "-" +
-                       std::to_string(counter++) + ".tmp";
+    std::string temp =
+        ".born-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp";
     int temp_fd =
-        ::openat(dir_fd, temp.c_str(),
-                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        ::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (temp_fd < 0) return -1;
     std::string blank(k_lock_file_size - 1, ' ');
     blank += '\n';
     std::error_code ec = write_all_at(temp_fd, blank, 0);
     ::close(temp_fd);
-    int linked =
-        ec ? -1 : ::linkat(dir_fd, temp.c_str(), dir_fd, file.c_str(), 0);
+    int linked = ec ? -1 : ::linkat(dir_fd, temp.c_str(), dir_fd, file.c_str(), 0);
     const int saved = ec ? ec.value() : errno;
     ::unlinkat(dir_fd, temp.c_str(), 0);
     if (linked != 0 && saved != EEXIST) {
@@ -162,16 +151,21 @@ int open_born_whole(int dir_fd, const std::string& file, int flags) {
 }  // namespace
 
 std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file,
-                                         std::string path, RecordIo io,
+                                         std::string path, bool uncached_reads,
                                          std::error_code& ec) {
+  return open(dir_fd, file, std::move(path), uncached_reads ? RecordIo::direct : RecordIo::cached,
+              ec);
+}
+
+std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file, std::string path,
+                                         RecordIo io, std::error_code& ec) {
   // O_NOFOLLOW: a symlink planted in the locks directory must not redirect
   // our writes; the name itself was validated, so no '/' or '..' here.
   const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
-  int fd = io == RecordIo::direct
-               ? open_born_whole(dir_fd, file, flags)
-               : open_or_create(flags, [&] {
-                   return ::openat(dir_fd, file.c_str(), flags, 0644);
-                 });
+  int fd = io == RecordIo::direct ? open_born_whole(dir_fd, file, flags)
+                                  : open_or_create(flags, [&] {
+                                      return ::openat(dir_fd, file.c_str(), flags, 0644);
+                                    });
   if (fd < 0) {
     ec = errno_code();
     return nullptr;
@@ -190,8 +184,7 @@ std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file,
     }
   }
   ec.clear();
-  return std::unique_ptr<LockFile>(
-      new LockFile(fd, direct_fd, std::move(path), io));
+  return std::unique_ptr<LockFile>(new LockFile(fd, direct_fd, std::move(path), io));
 }
 
 LockFile::~LockFile() {
@@ -214,8 +207,7 @@ std::error_code LockFile::unlock() {
 }
 
 std::error_code LockFile::advertise_waiting(bool waiting) {
-  return set_lock(m_fd, F_OFD_SETLK, waiting ? F_RDLCK : F_UNLCK,
-                  k_waiting_byte);
+  return set_lock(m_fd, F_OFD_SETLK, waiting ? F_RDLCK : F_UNLCK, k_waiting_byte);
 }
 
 bool LockFile::others_waiting(std::error_code& ec) {
@@ -240,10 +232,8 @@ std::error_code read_block(int fd, Block& block) {
     n = ::pread(fd, block.bytes, k_lock_file_size, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno_code();
-  std::memset(block.bytes + n, ' ',
-              k_lock_file_size - static_cast<std::size_t>(n));
-  if (static_cast<std::size_t>(n) < k_lock_file_size)
-    block.bytes[k_lock_file_size - 1] = '\n';
+  std::memset(block.bytes + n, ' ', k_lock_file_size - static_cast<std::size_t>(n));
+  if (static_cast<std::size_t>(n) < k_lock_file_size) block.bytes[k_lock_file_size - 1] = '\n';
   return {};
 }
 
@@ -253,15 +243,13 @@ std::error_code write_block(int fd, const Block& block) {
     n = ::pwrite(fd, block.bytes, k_lock_file_size, 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno_code();
-  if (static_cast<std::size_t>(n) != k_lock_file_size)
-    return {EIO, std::system_category()};
+  if (static_cast<std::size_t>(n) != k_lock_file_size) return {EIO, std::system_category()};
   return {};
 }
 
 }  // namespace
 
-std::string LockFile::read_at(std::size_t size, off_t offset,
-                              std::error_code& ec) const {
+std::string LockFile::read_at(std::size_t size, off_t offset, std::error_code& ec) const {
   if (m_io == RecordIo::direct) {
     Block block;
     ec = read_block(m_direct_fd, block);
@@ -269,8 +257,7 @@ std::string LockFile::read_at(std::size_t size, off_t offset,
     return std::string(block.bytes + offset, size);
   }
   if (m_io == RecordIo::drop_cache)
-    ::posix_fadvise(m_fd, offset, static_cast<off_t>(size),
-                    POSIX_FADV_DONTNEED);
+    ::posix_fadvise(m_fd, offset, static_cast<off_t>(size), POSIX_FADV_DONTNEED);
   return read_fd_at(m_fd, size, offset, ec);
 }
 
@@ -293,8 +280,7 @@ TokenRecord LockFile::read_tokens(std::error_code& ec) {
   // wrote the record, would read the old record. A truncate to the size the
   // file has anyway drops that copy (and io-cache's). Only the exclusive
   // holder reads the tokens, so it may write.
-  if (m_io == RecordIo::direct &&
-      ::ftruncate(m_direct_fd, k_lock_file_size) != 0) {
+  if (m_io == RecordIo::direct && ::ftruncate(m_direct_fd, k_lock_file_size) != 0) {
     ec = errno_code();
     return {};
   }
@@ -304,15 +290,14 @@ TokenRecord LockFile::read_tokens(std::error_code& ec) {
 
 std::error_code LockFile::write_tokens(const TokenRecord& record, bool sync) {
   if (auto ec = write_at(format_token_record(record), 0)) return ec;
-  if (sync && ::fdatasync(m_direct_fd >= 0 ? m_direct_fd : m_fd) != 0)
-    return errno_code();
+  if (sync && ::fdatasync(m_direct_fd >= 0 ? m_direct_fd : m_fd) != 0) return errno_code();
   return {};
 }
 
 std::string LockFile::read_holder(std::error_code& ec) {
   std::string text = read_at(k_holder_size, k_holder_offset, ec);
-  while (!text.empty() &&
-         (text.back() == ' ' || text.back() == '\n' || text.back() == '\0'))
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n' ||
+                           text.back() == '\0'))
     text.pop_back();
   return text;
 }
@@ -327,20 +312,17 @@ std::error_code LockFile::write_holder(std::string_view json) {
   return write_at(std::string_view(record, k_holder_size), k_holder_offset);
 }
 
-std::error_code LockFile::verify(int dir_fd, const std::string& file,
-                                 LockMode held) {
+std::error_code LockFile::verify(int dir_fd, const std::string& file, LockMode held) {
   // I/O on the descriptor: after an NFSv4 lease expired the client reports
   // the lost lock as EIO on any I/O through this file description.
   std::error_code ec;
   read_at(1, 0, ec);
   if (ec) return ec;
-  struct stat mine {};
-  struct stat named {};
+  struct stat mine{};
+  struct stat named{};
   if (::fstat(m_fd, &mine) != 0) return errno_code();
-  if (mine.st_nlink == 0)
-    return std::make_error_code(std::errc::no_such_file_or_directory);
-  if (::fstatat(dir_fd, file.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno_code();
+  if (mine.st_nlink == 0) return std::make_error_code(std::errc::no_such_file_or_directory);
+  if (::fstatat(dir_fd, file.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) return errno_code();
   if (named.st_ino != mine.st_ino || named.st_dev != mine.st_dev)
     return {ESTALE, std::system_category()};
   // Re-assert the lock we believe we hold: a no-op when we do; busy when a

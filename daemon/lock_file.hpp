@@ -44,8 +44,7 @@ class LockFile {
                                         std::string path, bool uncached_reads,
                                         std::error_code& ec);
   static std::unique_ptr<LockFile> open(int dir_fd, const std::string& file,
-                                        std::string path, RecordIo io,
-                                        std::error_code& ec);
+                                        std::string path, RecordIo io, std::error_code& ec);
   ~LockFile();
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
@@ -83,8 +82,7 @@ class LockFile {
  private:
   LockFile(int fd, int direct_fd, std::string path, RecordIo io)
       : m_fd(fd), m_direct_fd(direct_fd), m_path(std::move(path)), m_io(io) {}
-  std::string read_at(std::size_t size, off_t offset,
-                      std::error_code& ec) const;
+  std::string read_at(std::size_t size, off_t offset, std::error_code& ec) const;
   std::error_code write_at(std::string_view data, off_t offset);
 
   int m_fd;

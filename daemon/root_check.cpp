@@ -67,8 +67,7 @@ MountInfo find_mount(const std::string& mountinfo, const std::string& path) {
   std::stringstream lines(mountinfo);
   std::string line;
   while (std::getline(lines, line)) {
-    // id parent major:minor root mount_point options [optional...] - type
-    // source super
+    // id parent major:minor root mount_point options [optional...] - type source super
     auto fields = split(line, ' ');
     if (fields.size() < 10) continue;
     std::size_t dash = 6;
@@ -91,11 +90,9 @@ RootReport judge_mount(const MountInfo& mount) {
   RootReport report;
   report.mount = mount;
   const std::string& type = mount.fs_type;
-  static const char* local_types[] = {"ext2",    "ext3",     "ext4", "xfs",
-                                      "btrfs",   "tmpfs",    "f2fs", "zfs",
-                                      "overlay", "bcachefs", "ramfs"};
-  for (const char* local : local_types)
-    report.local_filesystem |= type == local;
+  static const char* local_types[] = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs",
+                                      "f2fs", "zfs", "overlay", "bcachefs", "ramfs"};
+  for (const char* local : local_types) report.local_filesystem |= type == local;
   if (report.local_filesystem) {
     report.warning = "root is on a local " + type +
                      " filesystem: locks exclude only pods on this node";
@@ -106,44 +103,38 @@ RootReport judge_mount(const MountInfo& mount) {
       report.refusal = "NFS mount with 'nolock': locks stay on this node";
     for (const auto& option : split(mount.options, ','))
       if (option.rfind("local_lock=", 0) == 0 && option != "local_lock=none")
-        report.refusal =
-            "NFS mount with '" + option + "': locks stay on this node";
+        report.refusal = "NFS mount with '" + option + "': locks stay on this node";
     return report;
   }
-  static const char* node_local_fuse[] = {
-      "fuse.s3fs",     "fuse.gcsfuse",  "fuse.goofys",  "fuse.rclone",
-      "fuse.sshfs",    "fuse.bindfs",   "fuse.unionfs", "fuse.mountpoint-s3",
-      "fuse.blobfuse", "fuse.blobfuse2"};
+  static const char* node_local_fuse[] = {"fuse.s3fs",    "fuse.gcsfuse", "fuse.goofys",
+                                          "fuse.rclone",  "fuse.sshfs",   "fuse.bindfs",
+                                          "fuse.unionfs", "fuse.mountpoint-s3", "fuse.blobfuse",
+                                          "fuse.blobfuse2"};
   for (const char* fuse : node_local_fuse)
     if (type == fuse || type == std::string(fuse) + "-fuse") {
-      report.refusal = type +
-                       " mount: its locks never leave this node, so pods on "
-                       "other nodes would not be excluded";
+      report.refusal = type + " mount: its locks never leave this node, so pods on "
+                              "other nodes would not be excluded";
       return report;
     }
   // Any other FUSE filesystem: its locks are whatever the FUSE server makes
   // of them, and most (bindfs, unionfs-fuse, ...) leave them to this node's
   // kernel. Only the ones tried across nodes are trusted.
-  static const char* cross_node_fuse[] = {"fuse.glusterfs", "fuse.ceph-fuse",
-                                          "fuse.ceph"};
-  const bool fuse =
-      type == "fuse" || type == "fuseblk" || type.rfind("fuse.", 0) == 0;
+  static const char* cross_node_fuse[] = {"fuse.glusterfs", "fuse.ceph-fuse", "fuse.ceph"};
+  const bool fuse = type == "fuse" || type == "fuseblk" || type.rfind("fuse.", 0) == 0;
   if (fuse) {
     for (const char* known : cross_node_fuse)
       if (type == known) return report;
-    report.refusal =
-        type + " mount of " + mount.source +
-        ": a FUSE filesystem not known to carry locks across nodes (known: "
-        "fuse.glusterfs, fuse.ceph-fuse), so pods on other nodes may not be "
-        "excluded";
+    report.refusal = type + " mount of " + mount.source +
+                     ": a FUSE filesystem not known to carry locks across nodes (known: "
+                     "fuse.glusterfs, fuse.ceph-fuse), so pods on other nodes may not be "
+                     "excluded";
   }
   return report;
 }
 
 std::string prepare_root(const std::string& root) {
-  struct stat info {};
-  if (::stat(root.c_str(), &info) != 0)
-    return errno_text("cannot use root", root);
+  struct stat info{};
+  if (::stat(root.c_str(), &info) != 0) return errno_text("cannot use root", root);
   if (!S_ISDIR(info.st_mode)) return "root " + root + " is not a directory";
   for (const std::string& dir :
        {root + "/.baton", root + "/.baton/locks", root + "/.baton/versions"}) {
@@ -153,9 +144,9 @@ std::string prepare_root(const std::string& root) {
   // Two open file descriptions of one file must conflict; if they do not,
   // the filesystem fakes locks and baton would exclude nobody.
   // A probe file of our own, so daemons starting together do not collide.
-  std::string probe =
-      root + "/.baton/locks/.selfcheck-" + std::to_string(::getpid()) + "-" +
-      std::to_string(info.st_ino ^ static_cast<unsigned long>(::time(nullptr)));
+  std::string probe = root + "/.baton/locks/.selfcheck-" + std::to_string(::getpid()) +
+                      "-" + std::to_string(info.st_ino ^ static_cast<unsigned long>(
+                                                             ::time(nullptr)));
   int first = ::open(probe.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (first < 0) return errno_text("cannot create", probe);
   int second = ::open(probe.c_str(), O_RDWR | O_CLOEXEC);
@@ -163,16 +154,15 @@ std::string prepare_root(const std::string& root) {
     ::close(first);
     return errno_text("cannot open", probe);
   }
-  struct flock lock {};
+  struct flock lock{};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
   lock.l_start = 0;
   lock.l_len = 1;
   std::string error;
   if (::fcntl(first, F_OFD_SETLK, &lock) != 0) {
-    error = errno == EINVAL
-                ? "the filesystem does not support OFD locks (F_OFD_SETLK)"
-                : errno_text("cannot lock", probe);
+    error = errno == EINVAL ? "the filesystem does not support OFD locks (F_OFD_SETLK)"
+                            : errno_text("cannot lock", probe);
   } else if (::fcntl(second, F_OFD_SETLK, &lock) == 0) {
     error = "OFD locks on " + probe + " do not conflict between two opens";
   } else if (errno != EAGAIN && errno != EACCES) {

@@ -7,9 +7,9 @@ namespace baton::daemon {
 
 struct MountInfo {
   std::string mount_point;
-  std::string fs_type;  // e.g. "nfs4", "fuse.glusterfs", "ext4"
-  std::string options;  // mount and super options, comma separated
-  std::string source;   // e.g. "host:/vol", "/dev/vda", "/srv/data" (bindfs)
+  std::string fs_type;     // e.g. "nfs4", "fuse.glusterfs", "ext4"
+  std::string options;     // mount and super options, comma separated
+  std::string source;      // e.g. "host:/vol", "/dev/vda", "/srv/data" (bindfs)
 };
 
 struct RootReport {

@@ -7,8 +7,7 @@ namespace {
 
 const char* k_mountinfo =
     "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-    "30 22 0:40 / /data rw,relatime shared:2 - nfs4 srv:/export "
-    "rw,vers=4.2,local_lock=none\n"
+    "30 22 0:40 / /data rw,relatime shared:2 - nfs4 srv:/export rw,vers=4.2,local_lock=none\n"
     "31 22 0:41 / /legacy rw - nfs srv:/old rw,vers=3,nolock\n"
     "32 22 0:42 / /flat rw - nfs4 srv:/x rw,local_lock=all\n"
     "33 22 0:43 / /bucket rw - fuse.s3fs s3fs rw,user_id=0\n"
@@ -25,8 +24,7 @@ const char* k_mountinfo =
 TEST(RootCheck, FindsTheMountThatHoldsAPath) {
   EXPECT_EQ(find_mount(k_mountinfo, "/data/jobs").fs_type, "nfs4");
   EXPECT_EQ(find_mount(k_mountinfo, "/data").fs_type, "nfs4");
-  EXPECT_EQ(find_mount(k_mountinfo, "/database").fs_type,
-            "ext4");  // not under /data
+  EXPECT_EQ(find_mount(k_mountinfo, "/database").fs_type, "ext4");  // not under /data
   EXPECT_EQ(find_mount(k_mountinfo, "/data/inner/x").fs_type, "ext4");
   EXPECT_EQ(find_mount(k_mountinfo, "/with space/x").fs_type, "tmpfs");
 }
@@ -34,8 +32,7 @@ TEST(RootCheck, FindsTheMountThatHoldsAPath) {
 TEST(RootCheck, AcceptsMountsWhoseLocksReachOtherNodes) {
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/data")).refusal, "");
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/gluster")).refusal, "");
-  EXPECT_FALSE(
-      judge_mount(find_mount(k_mountinfo, "/gluster")).local_filesystem);
+  EXPECT_FALSE(judge_mount(find_mount(k_mountinfo, "/gluster")).local_filesystem);
   // CephFS, kernel client or ceph-fuse: the MDS arbitrates locks.
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/cephfuse")).refusal, "");
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/ceph")).refusal, "");
@@ -46,29 +43,22 @@ TEST(RootCheck, AcceptsMountsWhoseLocksReachOtherNodes) {
 // refused too, naming the type and the source.
 TEST(RootCheck, RefusesFuseFilesystemsNotKnownToCarryLocksAcrossNodes) {
   RootReport bound = judge_mount(find_mount(k_mountinfo, "/bound/x"));
-  EXPECT_NE(bound.refusal.find("fuse mount of /srv/data"), std::string::npos)
-      << bound.refusal;
-  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/union"))
-                .refusal.find("unionfs-fuse"),
+  EXPECT_NE(bound.refusal.find("fuse mount of /srv/data"), std::string::npos) << bound.refusal;
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/union")).refusal.find("unionfs-fuse"),
             std::string::npos);
-  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/juice"))
-                .refusal.find("fuse.juicefs"),
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/juice")).refusal.find("fuse.juicefs"),
             std::string::npos);
-  EXPECT_NE(
-      judge_mount(find_mount(k_mountinfo, "/ssh")).refusal.find("never leave"),
-      std::string::npos);
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/ssh")).refusal.find("never leave"),
+            std::string::npos);
 }
 
 TEST(RootCheck, RefusesMountsWhoseLocksStayOnOneNode) {
-  EXPECT_NE(
-      judge_mount(find_mount(k_mountinfo, "/legacy")).refusal.find("nolock"),
-      std::string::npos);
-  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/flat"))
-                .refusal.find("local_lock=all"),
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/legacy")).refusal.find("nolock"),
             std::string::npos);
-  EXPECT_NE(
-      judge_mount(find_mount(k_mountinfo, "/bucket")).refusal.find("s3fs"),
-      std::string::npos);
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/flat")).refusal.find("local_lock=all"),
+            std::string::npos);
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/bucket")).refusal.find("s3fs"),
+            std::string::npos);
 }
 
 TEST(RootCheck, WarnsThatALocalFilesystemCoversOneNode) {

@@ -10,8 +10,7 @@ namespace {
 // Plays one exclusive acquisition against the shared record, as the lock
 // table does: observe, reserve durably if needed, take. NOW is the injected
 // clock (microseconds since the epoch).
-std::uint64_t acquire(TokenAllocator& tokens, TokenRecord& file,
-                      std::uint64_t now = 0) {
+std::uint64_t acquire(TokenAllocator& tokens, TokenRecord& file, std::uint64_t now = 0) {
   tokens.observe(file);
   if (tokens.needs_reservation()) {
     file = tokens.next_reservation(now);
@@ -66,9 +65,9 @@ TEST(TokenAllocator, ALostRecordDoesNotResetTokens) {
   EXPECT_GT(acquire(a, wiped, 1), stale);
 }
 
-// Grants faster than the clock: tokens may get ahead of it, but a block
-// never reaches more than k_max_block above the reserver's clock unless the
-// record was already there.
+// Grants faster than the clock: tokens may get ahead of it, but a new block
+// never ends more than k_max_block above the reserver's clock unless the
+// record was already there (then it takes the smallest block).
 TEST(TokenAllocator, BlocksStayWithinMaxBlockOfTheClock) {
   TokenRecord file;
   TokenAllocator a(1);
@@ -80,9 +79,8 @@ TEST(TokenAllocator, BlocksStayWithinMaxBlockOfTheClock) {
     ASSERT_GT(token, last);
     last = token;
     if (file.reserved_upto != before) {
-      ASSERT_LE(file.reserved_upto,
-                std::max(clock + TokenAllocator::k_max_block - 1,
-                         before + TokenAllocator::k_min_block));
+      ASSERT_LE(file.reserved_upto, std::max(clock + TokenAllocator::k_max_block - 1,
+                                             before + TokenAllocator::k_min_block));
     }
   }
 }
@@ -123,8 +121,7 @@ TEST(TokenAllocator, StrictlyIncreasesAcrossDaemonsAndRestarts) {
     TokenAllocator& who = round % 7 == 3 ? restarted : (round % 3 ? a : b);
     int grants = 1 + round % 5;
     for (int i = 0; i < grants; ++i) {
-      std::uint64_t token =
-          acquire(who, file, static_cast<std::uint64_t>(round) * 7);
+      std::uint64_t token = acquire(who, file, static_cast<std::uint64_t>(round) * 7);
       ASSERT_GT(token, last) << "round " << round;
       ASSERT_LE(token, file.reserved_upto);
       last = token;
@@ -136,7 +133,7 @@ TEST(TokenAllocator, NeverReusesABlockAnotherDaemonTookOver) {
   TokenRecord file;
   TokenAllocator a(1), b(2);
   std::uint64_t from_a = acquire(a, file);
-  std::uint64_t from_b = acquire(b, file);   // b reserves above a's block
+  std::uint64_t from_b = acquire(b, file);  // b reserves above a's block
   std::uint64_t again_a = acquire(a, file);  // a must not resume its old block
   EXPECT_GT(again_a, from_b);
   EXPECT_GT(from_b, from_a);
