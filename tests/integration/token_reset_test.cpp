@@ -125,9 +125,9 @@ class TokenReset : public ::testing::Test {
     std::string file = lock_file();
     ASSERT_FALSE(file.empty());
     if (replace) {
-      // An old copy of the file: the record of a block long gone.
+      // An old copy of the file, from before the lock was first taken.
       std::string copy = file + ".restored";
-      write_text(copy, "baton-lock 1 reserved=7 owner=00000000000000aa\n");
+      write_text(copy, "baton-lock 1 reserved=0 owner=00000000000000aa\n");
       ASSERT_EQ(::rename(copy.c_str(), file.c_str()), 0);
     } else {
       ASSERT_EQ(::unlink(file.c_str()), 0);
