@@ -32,15 +32,27 @@ struct TokenRecord {
   std::uint64_t owner = 0;          // daemon instance that reserved them
 };
 
+// How the records (tokens, holder) are read and written.
+enum class RecordIo {
+  cached,      // plain pread/pwrite: local filesystems
+  drop_cache,  // posix_fadvise(DONTNEED) before each pread: drops the kernel
+               // page cache only, not a FUSE server's own caches
+  direct,      // whole aligned regions (the 512-byte header, a slot) through
+               // an O_DIRECT descriptor: past the kernel page cache and
+               // GlusterFS's performance translators
+};
+
 class LockFile {
  public:
   // Opens (creating) FILE in the directory DIR_FD; PATH is for messages.
-  // UNCACHED_READS: drop cached pages before every read, for filesystems
-  // whose client cache does not follow other nodes' writes under a lock
-  // (a GlusterFS FUSE mount keeps serving stale pages; NFS revalidates).
+  // UNCACHED_READS: RecordIo::direct, for filesystems whose client caches do
+  // not follow other nodes' writes under a lock (a GlusterFS FUSE mount with
+  // its default translators serves stale records); else RecordIo::cached.
   static std::unique_ptr<LockFile> open(int dir_fd, const std::string& file,
                                         std::string path, bool uncached_reads,
                                         std::error_code& ec);
+  static std::unique_ptr<LockFile> open(int dir_fd, const std::string& file,
+                                        std::string path, RecordIo io, std::error_code& ec);
   ~LockFile();
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
@@ -72,7 +84,7 @@ class LockFile {
 
   // Shared holders' slots. claim_slot() takes a free one, trying HINT first:
   // its index, or -1 (EC set on an I/O error, clear when all are taken).
-  static constexpr int k_max_slots = 1024;
+  static constexpr int k_max_slots = 256;
   int claim_slot(int hint, std::error_code& ec);
   std::error_code write_slot(int slot, std::string_view json);
   std::error_code release_slot(int slot);
@@ -87,14 +99,19 @@ class LockFile {
   std::error_code verify(int dir_fd, const std::string& file, LockMode held);
 
  private:
-  LockFile(int fd, std::string path, bool uncached_reads)
-      : m_fd(fd), m_path(std::move(path)), m_uncached_reads(uncached_reads) {}
+  LockFile(int fd, int direct_fd, std::string path, RecordIo io)
+      : m_fd(fd), m_direct_fd(direct_fd), m_path(std::move(path)), m_io(io) {}
   std::string read_at(std::size_t size, off_t offset, std::error_code& ec) const;
+  std::error_code write_at(std::string_view data, off_t offset);
 
   int m_fd;
+  int m_direct_fd;  // O_DIRECT reopening of m_fd (RecordIo::direct), else -1
   std::string m_path;
-  bool m_uncached_reads;
+  RecordIo m_io;
 };
+
+// The size of a lock file, and of every O_DIRECT transfer on it.
+inline constexpr std::size_t k_lock_file_size = 512;
 
 // Parses the first 64 bytes of a lock file; a blank or foreign record reads
 // as all zero.

@@ -646,7 +646,7 @@ asio::awaitable<bool> LockTable::grant(EntryPtr entry, std::shared_ptr<Waiter> w
       e.tokens_checked = true;
     }
     if (e.tokens.needs_reservation()) {
-      TokenRecord record = e.tokens.next_reservation();
+      TokenRecord record = e.tokens.next_reservation(TokenAllocator::wall_clock_us());
       std::error_code ec = co_await m_offload.slow(
           [&] { return file->write_tokens(record, /*sync=*/true); });
       if (ec) {

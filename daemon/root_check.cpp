@@ -81,6 +81,7 @@ MountInfo find_mount(const std::string& mountinfo, const std::string& path) {
     best.mount_point = mount_point;
     best.fs_type = fields[dash + 1];
     best.options = fields[5] + "," + fields[dash + 3];
+    best.source = unescape(fields[dash + 2]);
   }
   return best;
 }
@@ -110,9 +111,24 @@ RootReport judge_mount(const MountInfo& mount) {
                                           "fuse.unionfs", "fuse.mountpoint-s3", "fuse.blobfuse",
                                           "fuse.blobfuse2"};
   for (const char* fuse : node_local_fuse)
-    if (type == fuse)
+    if (type == fuse || type == std::string(fuse) + "-fuse") {
       report.refusal = type + " mount: its locks never leave this node, so pods on "
                               "other nodes would not be excluded";
+      return report;
+    }
+  // Any other FUSE filesystem: its locks are whatever the FUSE server makes
+  // of them, and most (bindfs, unionfs-fuse, ...) leave them to this node's
+  // kernel. Only the ones tried across nodes are trusted.
+  static const char* cross_node_fuse[] = {"fuse.glusterfs", "fuse.ceph-fuse", "fuse.ceph"};
+  const bool fuse = type == "fuse" || type == "fuseblk" || type.rfind("fuse.", 0) == 0;
+  if (fuse) {
+    for (const char* known : cross_node_fuse)
+      if (type == known) return report;
+    report.refusal = type + " mount of " + mount.source +
+                     ": a FUSE filesystem not known to carry locks across nodes (known: "
+                     "fuse.glusterfs, fuse.ceph-fuse), so pods on other nodes may not be "
+                     "excluded";
+  }
   return report;
 }
 

@@ -4,7 +4,7 @@
 # Locks (OFD, POSIX, flock) taken through one mount exclude those taken through
 # another, as on NFSv4 or CephFS.
 #
-#   scripts/gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume]
+#   scripts/gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume] [--client-defaults]
 #       Starts a private glusterd whose state lives under DIR/.gluster, creates
 #       and starts a one-brick volume, mounts it at DIR/node1 .. DIR/nodeN and
 #       prints those mount points, one per line, on stdout (progress goes to
@@ -14,6 +14,9 @@
 #       --stock-volume leaves the volume's performance translators at
 #       gluster's defaults (open-behind, md-cache, quick-read on): what a
 #       user who only mounts with direct I/O gets.
+#       --client-defaults leaves the volume's performance translators and the
+#       mounts' options as a plain `mount -t glusterfs` gets them (caches on,
+#       no direct-io-mode): what a user who mounts it plainly runs on.
 #   scripts/gluster-volume.sh down DIR
 #       Unmounts, stops and deletes the volume, stops glusterd and removes
 #       everything `up` created. Safe to call twice, or after a failed `up`.
@@ -45,7 +48,7 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume]
+usage: gluster-volume.sh up DIR N [--fast-failover] [--page-cache] [--stock-volume] [--client-defaults]
        gluster-volume.sh down DIR
 EOF
     exit 64
@@ -100,7 +103,7 @@ up_failed() {
 }
 
 cmd_up() {
-    local n=$1 fast=$2 page_cache=$3 stock=${4:-0} host vol i mnt t0 mount_opts
+    local n=$1 fast=$2 page_cache=$3 defaults=$4 stock=${5:-0} host vol i mnt t0 mount_opts
     t0=$(date +%s.%N)
     [[ $EUID -eq 0 ]] || die "must run as root (glusterd and FUSE mounts)"
     [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
@@ -138,14 +141,14 @@ cmd_up() {
 
     log "creating volume $vol on $host:$STATE/brick"
     gcli volume create "$vol" "$host:$STATE/brick" force >&2
-    local -a opts=(
+    local -a opts=()
+    if [[ "$defaults" == 0 && "$stock" == 0 ]]; then opts+=(
         performance.write-behind off performance.flush-behind off
         performance.io-cache off performance.read-ahead off
         performance.quick-read off performance.stat-prefetch off
         performance.open-behind off performance.readdir-ahead off
         performance.nl-cache off
-    )
-    if [[ "$stock" == 1 ]]; then opts=(); fi
+    ); fi
     if [[ "$fast" == 1 ]]; then
         opts+=(server.tcp-user-timeout 5 server.keepalive-time 2
                server.keepalive-interval 1 server.keepalive-count 3
@@ -158,10 +161,11 @@ cmd_up() {
 
     mount_opts="attribute-timeout=0,entry-timeout=0,negative-timeout=0"
     if [[ "$page_cache" == 0 ]]; then mount_opts+=",direct-io-mode=enable"; fi
+    if [[ "$defaults" == 1 ]]; then mount_opts=""; fi
     for ((i = 1; i <= n; i++)); do
         mnt="$DIR/node$i"
         mkdir -p "$mnt"
-        mount -t glusterfs -o "log-file=$STATE/client-node$i.log,$mount_opts" "$host:/$vol" "$mnt"
+        mount -t glusterfs -o "log-file=$STATE/client-node$i.log${mount_opts:+,$mount_opts}" "$host:/$vol" "$mnt"
     done
     # The brick may take a moment to accept clients: wait until every mount works.
     for ((i = 1; i <= n; i++)); do
@@ -246,16 +250,18 @@ up)
     [[ $# -ge 3 ]] || usage
     fast=0
     page_cache=0
+    defaults=0
     stock=0
     for opt in "${@:4}"; do
         case "$opt" in
         --fast-failover) fast=1 ;;
         --page-cache) page_cache=1 ;;
+        --client-defaults) defaults=1 ;;
         --stock-volume) stock=1 ;;
         *) usage ;;
         esac
     done
-    cmd_up "$3" "$fast" "$page_cache" "$stock"
+    cmd_up "$3" "$fast" "$page_cache" "$defaults" "$stock"
     ;;
 down)
     [[ $# -eq 2 ]] || usage

@@ -13,7 +13,13 @@ const char* k_mountinfo =
     "33 22 0:43 / /bucket rw - fuse.s3fs s3fs rw,user_id=0\n"
     "34 22 0:44 / /gluster rw - fuse.glusterfs host:/vol rw\n"
     "35 22 0:45 / /with\\040space rw - tmpfs tmpfs rw\n"
-    "36 30 0:46 / /data/inner rw - ext4 /dev/vdb rw\n";
+    "36 30 0:46 / /data/inner rw - ext4 /dev/vdb rw\n"
+    "37 22 0:47 / /bound rw - fuse /srv/data rw,user_id=0,allow_other\n"
+    "38 22 0:48 / /union rw - fuse.unionfs-fuse unionfs-fuse rw,user_id=0\n"
+    "39 22 0:49 / /cephfuse rw - fuse.ceph-fuse ceph-fuse rw,user_id=0\n"
+    "40 22 0:50 / /ceph rw - ceph 10.0.0.1:6789:/ rw,name=node1\n"
+    "41 22 0:51 / /juice rw - fuse.juicefs JuiceFS:vol rw,user_id=0\n"
+    "42 22 0:52 / /ssh rw - fuse.sshfs u@h:/x rw,user_id=0\n";
 
 TEST(RootCheck, FindsTheMountThatHoldsAPath) {
   EXPECT_EQ(find_mount(k_mountinfo, "/data/jobs").fs_type, "nfs4");
@@ -27,6 +33,23 @@ TEST(RootCheck, AcceptsMountsWhoseLocksReachOtherNodes) {
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/data")).refusal, "");
   EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/gluster")).refusal, "");
   EXPECT_FALSE(judge_mount(find_mount(k_mountinfo, "/gluster")).local_filesystem);
+  // CephFS, kernel client or ceph-fuse: the MDS arbitrates locks.
+  EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/cephfuse")).refusal, "");
+  EXPECT_EQ(judge_mount(find_mount(k_mountinfo, "/ceph")).refusal, "");
+  EXPECT_FALSE(judge_mount(find_mount(k_mountinfo, "/ceph")).local_filesystem);
+}
+
+// bindfs shows as plain "fuse"; unionfs-fuse and anything unknown are
+// refused too, naming the type and the source.
+TEST(RootCheck, RefusesFuseFilesystemsNotKnownToCarryLocksAcrossNodes) {
+  RootReport bound = judge_mount(find_mount(k_mountinfo, "/bound/x"));
+  EXPECT_NE(bound.refusal.find("fuse mount of /srv/data"), std::string::npos) << bound.refusal;
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/union")).refusal.find("unionfs-fuse"),
+            std::string::npos);
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/juice")).refusal.find("fuse.juicefs"),
+            std::string::npos);
+  EXPECT_NE(judge_mount(find_mount(k_mountinfo, "/ssh")).refusal.find("never leave"),
+            std::string::npos);
 }
 
 TEST(RootCheck, RefusesMountsWhoseLocksStayOnOneNode) {
