@@ -293,6 +293,11 @@ cmd_down() {
         stop_daemon "$STATE/run/osd.0.pid"
         stop_daemon "$STATE/run/mon.a.pid"
     fi
+    # Any of ours still there (a pid file removed on a slow shutdown, a
+    # respawned MDS: seen once, an MDS outliving its test): by its -c path.
+    for pid in $(pgrep -f -- "-c $STATE/ceph.conf" 2>/dev/null); do
+        kill -9 "$pid" 2>/dev/null || true
+    done
 
     # 3. The state (the memstore OSD's data was in RAM).
     rm -rf "$STATE"
