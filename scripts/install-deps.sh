@@ -12,7 +12,9 @@
 #   --with-bench    hyperfine (bench/)
 #   --with-podman   podman, buildah, runc, debootstrap, ... (scripts/build-image.sh)
 #
-# python3 is for the tests (tests/cli/fake_batond.py).
+# python3 is for the tests (tests/cli/fake_batond.py); tmux for the job-control
+# test (a real terminal); bindfs for the test that a root whose locks stay on
+# one node is refused.
 #
 # Idempotent: when every package is installed already (checked with dpkg-query)
 # it does nothing and touches no network. Otherwise it runs `apt-get update`
@@ -30,6 +32,7 @@ packages=(
     libboost1.81-dev libspdlog-dev nlohmann-json3-dev
     libgtest-dev libgmock-dev
     socat util-linux iproute2 procps psmisc python3
+    tmux bindfs
 )
 for arg in "$@"; do
     case "$arg" in
