@@ -15,6 +15,7 @@
 
 #include "baton/error.hpp"
 #include "daemon/open_or_create.hpp"
+#include "daemon/rename_race.hpp"
 
 namespace baton::daemon {
 namespace {
@@ -174,10 +175,17 @@ std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file, st
   // O_NOFOLLOW: a symlink planted in the locks directory must not redirect
   // our writes; the name itself was validated, so no '/' or '..' here.
   const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
-  int fd = io == RecordIo::direct ? open_born_whole(dir_fd, file, flags)
-                                  : open_or_create(flags, [&] {
-                                      return ::openat(dir_fd, file.c_str(), flags, 0644);
-                                    });
+  // A lock file removed or replaced (by an operator, a restore, another
+  // node) can leave this mount's client a handle of the old one: ESTALE
+  // (GlusterFS with its default caches, NFS). Look the name up again.
+  int fd;
+  RenameRaceRetry retry;
+  do {
+    fd = io == RecordIo::direct ? open_born_whole(dir_fd, file, flags)
+                                : open_or_create(flags, [&] {
+                                    return ::openat(dir_fd, file.c_str(), flags, 0644);
+                                  });
+  } while (fd < 0 && replaced_under_us(errno, false) && retry.again());
   if (fd < 0) {
     ec = errno_code();
     return nullptr;

@@ -286,7 +286,7 @@ echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
         done
     }
 
-    # The current holder's "W TOKEN SH_PID WRAPPER_PID", once it is a new one
+    # The current holder's "W TOKEN SH_PID GUARD_PID", once it is a new one
     # (token above $1) still inside (no exit line yet).
     next_holder() {
         local after=$1 j line t
@@ -369,6 +369,8 @@ echo "exit $W $BATON_TOKEN" >>"$EVENTS"'
             kill -KILL "$vsh" 2>/dev/null || { misses=$((misses + 1)); continue; }
             ;;
         wrapper)
+            # CMD's parent is baton run's guard; the wrapper is the guard's parent.
+            vwrap=$(awk '$1 == "PPid:" { print $2 }' "/proc/$vwrap/status" 2>/dev/null) || vwrap=0
             if ! tr '\0' ' ' <"/proc/$vwrap/cmdline" 2>/dev/null | grep -q ' run --lock chaos'; then
                 misses=$((misses + 1))
                 continue
