@@ -177,31 +177,34 @@ std::unique_ptr<LockFile> LockFile::open(int dir_fd, const std::string& file, st
   const int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
   // A lock file removed or replaced (by an operator, a restore, another
   // node) can leave this mount's client a handle of the old one: ESTALE
-  // (GlusterFS with its default caches, NFS). Look the name up again.
-  int fd;
+  // (GlusterFS with its default caches, NFS), from the open or from the
+  // O_DIRECT reopening. Look the name up again.
+  int fd = -1;
+  int direct_fd = -1;
   RenameRaceRetry retry;
-  do {
+  for (;;) {
     fd = io == RecordIo::direct ? open_born_whole(dir_fd, file, flags)
                                 : open_or_create(flags, [&] {
                                     return ::openat(dir_fd, file.c_str(), flags, 0644);
                                   });
-  } while (fd < 0 && replaced_under_us(errno, false) && retry.again());
+    if (fd >= 0 && io == RecordIo::direct) {
+      // The same open file, not the name again (it may have been replaced
+      // meanwhile); a descriptor of its own, since O_DIRECT would make the
+      // lock descriptor's unaligned uses fail.
+      std::string self = "/proc/self/fd/" + std::to_string(fd);
+      direct_fd = ::open(self.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC | O_NOCTTY);
+      if (direct_fd < 0) {
+        const int saved = errno;
+        ::close(fd);
+        fd = -1;
+        errno = saved;
+      }
+    }
+    if (fd >= 0 || !replaced_under_us(errno, false) || !retry.again()) break;
+  }
   if (fd < 0) {
     ec = errno_code();
     return nullptr;
-  }
-  int direct_fd = -1;
-  if (io == RecordIo::direct) {
-    // The same open file, not the name again (it may have been replaced
-    // meanwhile); a descriptor of its own, since O_DIRECT would make the
-    // lock descriptor's unaligned uses fail.
-    std::string self = "/proc/self/fd/" + std::to_string(fd);
-    direct_fd = ::open(self.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC | O_NOCTTY);
-    if (direct_fd < 0) {
-      ec = errno_code();
-      ::close(fd);
-      return nullptr;
-    }
   }
   ec.clear();
   return std::unique_ptr<LockFile>(new LockFile(fd, direct_fd, std::move(path), io));

@@ -133,7 +133,11 @@ done
 # --------------------------------------- (b) baton run killed with SIGKILL
 declare -f alive survivors now_ms >"$work/probe_lib.sh"
 # queued NAME: one request waits for lock NAME.
-queued() { "$baton" --socket "$sock_a" status 2>/dev/null | awk -v n="$1" '$1 == n && $NF == 1 { f = 1 } END { exit !f }'; }
+queued() {
+    "$baton" --socket "$sock_a" status 2>/dev/null |
+        awk -v n="$1" '$1 == "NAME" { for (i = 1; i <= NF; i++) if ($i == "WAITERS") w = i; next }
+                       $1 == n && $w == 1 { f = 1 } END { exit !f }'
+}
 # A probe waits for the same lock; when it gets it, it lists which of the
 # tree's processes still run. Nothing may.
 for mode in polite stubborn; do
