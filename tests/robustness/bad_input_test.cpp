@@ -1550,8 +1550,12 @@ TEST_F(BufferBudgetLimit, HugeLinesFromManyConnectionsStayWithinTheBudget) {
             << (before >> 20) << " MiB before, " << (peak >> 20) << " MiB after\n";
   EXPECT_GT(refused, 0);
   EXPECT_LE(within * k_line, k_budget);
-  // The budget, the lines' decoding slack and the process itself.
+  // The budget, the lines' decoding slack and the process itself. Not
+  // under a sanitizer: ASan keeps freed buffers in its quarantine (peak 150
+  // MiB here), TSan shadows every byte; the counts above still hold there.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   EXPECT_LE(peak, before + k_budget + (24u << 20)) << "peak RSS " << (peak >> 20) << " MiB";
+#endif
   // The ones within the budget are still served when their line ends.
   for (int i = 0; i < k_clients; ++i) {
     if (cut[i] || clients[i].closed_by_peer()) continue;
