@@ -28,41 +28,22 @@
 # torn down on any exit.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-deadline=${E2E_DEADLINE:-240}
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
+E2E_FS=gluster
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 
 # ------------------------------------------------------------ filesystem
-# fs_check: skip unless it can run here. fs_up DIR: node H's mount at
-# DIR/node1 and node P's, made from network namespace $netns, at
-# DIR/node2. fs_partition / fs_heal: cut P off silently, and back.
-# fs_down DIR: undo all of it (safe after a partial fs_up).
-gluster_volume="$here/../../scripts/gluster-volume.sh"
+# The volume (node H's mount, mounts[0]) comes from e2e_lib.sh. p_mount_up:
+# node P's mount of it, made from network namespace $netns, next to H's
+# (node2). fs_partition / fs_heal: cut P off silently, and back.
+# p_mount_down: undo p_mount_up (safe after a partial one).
 netns="baton-p$$"
 veth_host="vbh$$"
 veth_ns="vbn$$"
 # A private /30 of our own, picked by pid so parallel runs do not meet.
 net_prefix="10.$((200 + $$ % 50)).$(($$ / 50 % 250))"
-fs_check() {
-    ((EUID == 0)) || skip "needs root (glusterd, FUSE mounts, network namespaces)"
-    [[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-    command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
-    command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-    command -v ip >/dev/null && command -v nsenter >/dev/null || skip "ip(8) or nsenter is missing"
-    [[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
-}
-fs_up() {
-    local dir=$1 host vol
-    GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} "$gluster_volume" up "$dir" 1 --fast-failover >/dev/null
+p_mount_up() {
+    local dir=$tmp/vol host vol
     host=$(<"$dir/.gluster/host")
     vol=$(<"$dir/.gluster/volume")
     ip netns add "$netns"
@@ -95,12 +76,11 @@ fs_heal() {
     ip -n "$netns" link set "$veth_ns" up
     ip -n "$netns" route replace default via "$net_prefix.1"
 }
-fs_down() {
-    local dir=$1
+p_mount_down() {
+    local dir=$tmp/vol
     if grep -qs " $dir/node2 fuse" /proc/mounts; then
         umount "$dir/node2" 2>/dev/null || umount -l "$dir/node2" 2>/dev/null
     fi
-    "$gluster_volume" down "$dir" >/dev/null 2>&1
     ip link del "$veth_host" 2>/dev/null
     ip netns del "$netns" 2>/dev/null
     return 0
@@ -113,54 +93,30 @@ if [[ $# -ne 2 ]]; then
 fi
 batond=$(realpath "$1")
 baton=$(realpath "$2")
-fs_check
+e2e_require_fs
+{ command -v ip && command -v nsenter; } >/dev/null || skip "ip(8) or nsenter is missing"
 
-tmp=$(mktemp -d /tmp/baton-e2e-partition.XXXXXX)
-declare -A daemon_pid=()
-bg_pids=()
-fs_made=0
-watchdog=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
+e2e_failure_logs+=("*.err")
+e2e_on_cleanup() {
+    local f pid
     : >"$tmp/release"
     : >"$tmp/go"
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     for f in "$tmp"/*.cmdpid; do
         [[ -f "$f" ]] && kill -KILL "$(<"$f")" 2>/dev/null
     done
     for pid in "${daemon_pid[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+    daemon_pid=()
     wait 2>/dev/null
-    if ((rc != 0)); then
-        for f in "$tmp"/batond-*.log "$tmp"/*.err; do
-            [[ -s "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 12 "$f" >&2
-        done
-    fi
-    if ((fs_made)); then fs_down "$tmp/fs"; fi
-    if [[ -n "${E2E_KEEP:-}" ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-    exit "$rc"
+    # P's mount lies inside the volume's directory: unmounted before the volume.
+    p_mount_down
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
+e2e_init e2e-partition
 
 log "bringing up node H's mount and node P's, P's from network namespace $netns"
-fs_made=1
-fs_up "$tmp/fs"
-mount_h="$tmp/fs/node1"
-mount_p="$tmp/fs/node2"
+GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} e2e_volume_up 1 --fast-failover
+p_mount_up
+mount_h="${mounts[0]}"
+mount_p="$tmp/vol/node2"
 
 sock() { printf '%s/%s/baton.sock' "$tmp" "$1"; }
 on() {

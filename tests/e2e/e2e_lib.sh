@@ -22,9 +22,10 @@
 #
 # The clean-up kills $watchdog and the pids in `bg_pids`, calls the function
 # e2e_on_cleanup if the script defines one, stops the daemons in the
-# associative array `daemon_pid` (TERM, then KILL), prints the tail of
-# $tmp/batond-*.log on failure, takes the volume down and removes $tmp (kept
-# with E2E_KEEP=1). It keeps the script's exit status.
+# associative array `daemon_pid` (TERM, then KILL), prints the tail of the
+# files in $tmp that match the globs in the array `e2e_failure_logs`
+# (batond-*.log; a script may add its own) on failure, takes the volume down
+# and removes $tmp (kept with E2E_KEEP=1). It keeps the script's exit status.
 #
 # E2E_GLUSTER_OPTS adds flags to `gluster-volume.sh up`, E2E_CEPH_OPTS to
 # `ceph-volume.sh up`.
@@ -72,6 +73,7 @@ e2e_require_fs() {
 declare -A daemon_pid=()
 bg_pids=()
 watchdog=""
+e2e_failure_logs=("batond-*.log") # globs under $tmp, tailed on failure
 e2e_volume_is_up=0
 mounts=()
 
@@ -86,7 +88,7 @@ stop_pid() { # pid: TERM, wait up to 3 s, KILL
 }
 
 e2e_cleanup() {
-    local rc=$? node pid f
+    local rc=$? node pid f g
     trap - EXIT INT TERM
     set +e
     if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
@@ -102,10 +104,12 @@ e2e_cleanup() {
     for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
     wait 2>/dev/null
     if ((rc != 0)); then
-        for f in "$tmp"/batond-*.log; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 30 "$f" >&2
+        for g in "${e2e_failure_logs[@]}"; do
+            for f in "$tmp"/$g; do
+                [[ -f "$f" ]] || continue
+                printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
+                tail -n 30 "$f" >&2
+            done
         done
     fi
     e2e_volume_down

@@ -25,22 +25,13 @@
 # teardown, before anything is unmounted.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-gluster_volume="$here/../../scripts/gluster-volume.sh"
+E2E_FS=gluster
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 deadline=${E2E_DEADLINE:-200}
 status_max_ms=${E2E_STATUS_MAX:-1500}
 grace_s=1
 exit_max_ms=$(((grace_s + 1) * 1000))
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 [[ $# -eq 2 ]] || {
@@ -51,59 +42,20 @@ batond=$(realpath "$1")
 baton=$(realpath "$2")
 [[ -x "$batond" && -x "$baton" ]] || fail "binaries not executable: $*"
 
-((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
-[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-command -v glusterd >/dev/null || skip "glusterfs-server is not installed"
-command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-[[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
+e2e_require_fs
 
-tmp=$(mktemp -d /tmp/baton-hung.XXXXXX) # local disk: sockets and logs
-gv="$tmp/gv"
-declare -A daemon_pid=()
-bg_pids=()
 fuse_pid=""
-watchdog=""
-volume_up=0
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
+e2e_failure_logs=("*.log" "*.err")
+e2e_on_cleanup() {
+    local node
     # First of all: a stopped FUSE client would hang every step below.
     if [[ -n "$fuse_pid" ]]; then kill -CONT "$fuse_pid" 2>/dev/null; fi
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     for node in "${!daemon_pid[@]}"; do kill -KILL "${daemon_pid[$node]}" 2>/dev/null; done
+    daemon_pid=()
     pkill -KILL -f "^sleep 3001$" 2>/dev/null # the stubborn command, by its unique argv
-    wait 2>/dev/null
-    if ((rc != 0)); then
-        for f in "$tmp"/*.log "$tmp"/*.err; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 25 "$f" >&2
-        done
-    fi
-    if ((volume_up)); then "$gluster_volume" down "$gv" >/dev/null 2>&1; fi
-    rm -rf "$tmp"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
-
-log "bringing up a gluster volume with 2 mounts"
-GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 >"$tmp/mounts"
-volume_up=1
-mapfile -t mounts <"$tmp/mounts"
-((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
+e2e_init hung
+e2e_volume_up 2
 
 sock() { printf '%s/node%d.sock' "$tmp" "$1"; }
 b() { # b NODE ARGS...: the CLI against node NODE's daemon
@@ -128,11 +80,8 @@ start_daemon() {
 start_daemon 1
 start_daemon 2
 
-# The glusterfs client process serving node1's mount: its argv ends with it.
-for pid in $(pgrep -x glusterfs); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q " ${mounts[0]} *$"; then fuse_pid=$pid; fi
-done
-[[ -n "$fuse_pid" ]] || fail "no glusterfs client process for ${mounts[0]}"
+# The glusterfs client process serving node1's mount.
+fuse_pid=$(e2e_fuse_pid 1) || fail "no glusterfs client process for ${mounts[0]}"
 
 # A holder whose command ignores SIGTERM, so it holds through the grace.
 b 1 run --lock hung/x --kill-after 3 -- sh -c "trap '' TERM; echo \$\$ > $tmp/held; exec sleep 3001" \

@@ -20,42 +20,16 @@
 # overtook) and be one whole version. Issue 7 measured 144 of 150 failed
 # `baton cat` on node2 before batond retried such races.
 #
-# The filesystem comes from fs_up/fs_down below: swap them to run the same
-# test on another shared filesystem. Exit 77 (CTest SKIP_RETURN_CODE) when
+# The volume, the skip rules and the teardown come from e2e_lib.sh
+# (E2E_FS=gluster: --stock-volume is a gluster flag). Exit 77 (CTest SKIP_RETURN_CODE) when
 # it cannot run here. Everything is torn down on any exit.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+E2E_FS=gluster
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 publishes=${E2E_PUBLISHES:-150}
 blocks=${E2E_BLOCKS:-280}
-deadline=${E2E_DEADLINE:-240}
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
-
-# ------------------------------------------------------------ filesystem
-# fs_check: skip unless the filesystem can be made here.
-# fs_up DIR N: N mounts of one shared filesystem, their paths on stdout.
-# fs_down DIR: undo fs_up (safe after a failed or partial fs_up).
-gluster_volume="$here/../../scripts/gluster-volume.sh"
-fs_check() {
-    ((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
-    [[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-    command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
-    command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-    [[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
-}
-# Gluster's stock volume options (open-behind, md-cache on): with them a
-# fresh lookup's handle goes stale under a rename far more often.
-fs_up() { GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} "$gluster_volume" up "$1" "$2" --stock-volume; }
-fs_down() { "$gluster_volume" down "$1" >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ setup
 if [[ $# -ne 3 ]]; then
@@ -65,50 +39,13 @@ fi
 batond=$(realpath "$1")
 baton=$(realpath "$2")
 worker=$(realpath "$3")
-fs_check
+e2e_require_fs
 
-tmp=$(mktemp -d /tmp/baton-e2e-reads.XXXXXX)
-declare -A daemon_pid=()
-bg_pids=()
-volume_up=0
-watchdog=""
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
-    : >"$tmp/stop"
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    for pid in "${daemon_pid[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    if ((rc != 0)); then
-        for f in "$tmp"/batond-*.log; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if ((volume_up)); then fs_down "$tmp/fs"; fi
-    if [[ -n "${E2E_KEEP:-}" ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
-
-log "bringing up the shared filesystem with 2 mounts"
-volume_up=1
-fs_up "$tmp/fs" 2 >"$tmp/mounts"
-mapfile -t mounts <"$tmp/mounts"
-((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
+e2e_on_cleanup() { : >"$tmp/stop"; }
+e2e_init e2e-reads
+# Gluster's stock volume options (open-behind, md-cache on): with them a
+# fresh lookup's handle goes stale under a rename far more often.
+GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-180} e2e_volume_up 2 --stock-volume
 
 sock() { printf '%s/node%d/baton.sock' "$tmp" "$1"; }
 on() {

@@ -29,23 +29,13 @@
 # 240 s) fires before CTest's timeout.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-gluster_volume="$here/../../scripts/gluster-volume.sh"
+E2E_FS=gluster
+# shellcheck source=tests/e2e/e2e_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 
 workers=${E2E_WORKERS:-3}
 chaos_seconds=${E2E_CHAOS_SECONDS:-20}
-deadline=${E2E_DEADLINE:-240}
 coherence_rounds=${E2E_COHERENCE_ROUNDS:-200}
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
-skip() {
-    printf 'SKIP: %s\n' "$*"
-    exit 77
-}
 
 if [[ $# -lt 2 || $# -gt 3 ]]; then
     echo "usage: tokens_default_mount.sh BATOND BATON [TOKEN_COHERENCE]" >&2
@@ -57,68 +47,13 @@ coherence=${3:+$(realpath "$3")}
 [[ -x "$batond" ]] || fail "batond not executable: $1"
 [[ -x "$baton" ]] || fail "baton not executable: $2"
 
-((EUID == 0)) || skip "needs root (glusterd, FUSE mounts)"
-[[ -c /dev/fuse ]] || skip "/dev/fuse is missing"
-command -v glusterd >/dev/null || skip "glusterfs-server is not installed (scripts/install-deps.sh --with-gluster)"
-command -v mount.glusterfs >/dev/null || skip "glusterfs-client is not installed"
-[[ -n "$(hostname -I 2>/dev/null | awk '{print $1}')" ]] || skip "no non-loopback address for a gluster brick"
-
-tmp=$(mktemp -d /tmp/baton-e2e-tokens.XXXXXX)
-gv="$tmp/gv"
-declare -A daemon_pid=()
-bg_pids=()
-watchdog=""
-volume_up=0
-
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n "$watchdog" ]]; then kill "$watchdog" 2>/dev/null; fi
-    for pid in "${bg_pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    for node in "${!daemon_pid[@]}"; do stop_pid "${daemon_pid[$node]}"; done
-    wait 2>/dev/null
-    if ((rc != 0)); then
-        for f in "$tmp"/batond-*.log; do
-            [[ -f "$f" ]] || continue
-            printf -- '--- last lines of %s\n' "$(basename "$f")" >&2
-            tail -n 20 "$f" >&2
-        done
-    fi
-    if ((volume_up)); then "$gluster_volume" down "$gv" >/dev/null 2>&1; fi
-    if [[ -n "${E2E_KEEP:-}" ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "FAIL: deadline of ${deadline}s reached" >&2; exit 124' TERM
-(
-    exec >/dev/null 2>&1
-    sleep "$deadline" &
-    nap=$!
-    trap 'kill "$nap"; exit 0' TERM
-    wait "$nap" && kill -TERM $$
-) &
-watchdog=$!
+e2e_require_fs
+e2e_init e2e-tokens
 
 # ------------------------------------------------------------------ volume
-t0=$SECONDS
-log "bringing up a gluster volume with 2 mounts, client defaults"
-GLUSTER_LOCK_WAIT=${GLUSTER_LOCK_WAIT:-120} "$gluster_volume" up "$gv" 2 --client-defaults >"$tmp/mounts"
-volume_up=1
-mapfile -t mounts <"$tmp/mounts"
-((${#mounts[@]} == 2)) || fail "expected 2 mounts, got: ${mounts[*]}"
-log "volume up in $((SECONDS - t0))s: $(grep -h " ${mounts[0]} " /proc/mounts | cut -d' ' -f3,4)"
+e2e_volume_up 2 --client-defaults
+
+log "client mount options: $(grep -h " ${mounts[0]} " /proc/mounts | cut -d' ' -f3,4)"
 
 # ------------------------------------------------- the record, no clock
 if [[ -n "$coherence" ]]; then
